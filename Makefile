@@ -1,0 +1,41 @@
+# Two commands: `make demo` (the main job) and `make test` (the test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SHARED ?= ../shared
+
+# Nothing here may reach a model hub; wandb stays offline unless the user says otherwise.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test browser clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# the CPU wheel on local disk; an unpinned torch would pull a CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test,torchserve]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian's Chromium drives the web-page tests (Playwright's own browser download fails here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "chromium is missing: apt-get install chromium (browser tests will fail)"; fi; }
+
+demo: install
+	$(VENV)/bin/biascard data prepare
+	$(VENV)/bin/biascard data stats
+	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
+
+test: install browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

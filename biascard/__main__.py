@@ -1,0 +1,3 @@
+from biascard.cli import main
+
+raise SystemExit(main())

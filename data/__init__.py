@@ -1,0 +1,1 @@
+"""biascard.data: datasets -> unified records -> DatasetDicts, and the card contract."""

@@ -1,0 +1,1 @@
+"""The bias card: schema, types, and its text and HTML layouts."""

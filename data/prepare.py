@@ -1,0 +1,84 @@
+"""Prepare datasets into cached arrow DatasetDicts and describe them per head."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import datasets
+
+from . import paths
+from .adapters import ADAPTERS
+from .errors import DataError, Report
+from .records import HEADS
+
+
+def get_adapter(name: str):
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(ADAPTERS))}") from None
+
+
+def _fingerprint(adapter, root: Path) -> str:
+    h = hashlib.sha256(f"{adapter.name}:{adapter.version}".encode())
+    for rel in adapter.files:
+        st = (root / rel).stat()
+        h.update(f"{rel}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare(
+    name: str,
+    *,
+    strict: bool = False,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    report: Report | None = None,
+) -> datasets.DatasetDict:
+    """Build (or load from cache) one dataset as a DatasetDict with train/validation/test."""
+    adapter = get_adapter(name)
+    root = Path(data_dir) / adapter.folder if data_dir else paths.dataset_dir(adapter.folder)
+    report = report or Report(strict=strict)
+    target = Path(cache_dir or paths.cache_dir()) / name
+    key = None
+    if root.is_dir() and all((root / f).is_file() for f in adapter.files):
+        key = _fingerprint(adapter, root)
+        done = target / key
+        if use_cache and not strict and (done / "dataset_dict.json").is_file():
+            return datasets.load_from_disk(str(done))
+    dsd = adapter.build(root, report)
+    if report.bad or report.removed:
+        print(report.summary(name))
+    if key:
+        dsd.save_to_disk(str(target / key))
+        (target / key / "report.json").write_text(
+            json.dumps(
+                {"skipped": [str(b) for b in report.bad], "removed": [str(b) for b in report.removed]},
+                indent=1,
+            )
+        )
+    return dsd
+
+
+def head_stats(dsd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]:
+    """{head: {split: {label: count}}} for every head the dataset feeds."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for split, ds in dsd.items():
+        labels = ds["labels"]
+        for head, (kind, _) in HEADS.items():
+            counts: Counter = Counter()
+            for row in labels:
+                value = row[head]
+                if value is None:
+                    continue
+                if kind in ("multilabel", "token"):
+                    counts["(labeled)"] += 1
+                    counts.update(str(v) for v in value)
+                else:
+                    counts[str(value)] += 1
+            if counts:
+                out.setdefault(head, {})[split] = dict(counts)
+    return out

@@ -1,0 +1,124 @@
+"""The unified record every adapter yields, and the head contract it feeds.
+
+A record is one labeled text. `labels` carries a value for every head in HEADS, null
+where the dataset says nothing, so records of any dataset share one arrow schema.
+Value types by head type:
+  binary      int 0/1 (1 = the bias/property is present)
+  multiclass  str, a label name taken from the data
+  multilabel  list[str]
+  ordinal     int 1..5
+  token       list[str] of marked words (the character offsets live in `spans`)
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+import datasets
+
+UNITS = ("sentence", "paragraph", "headline", "article")
+
+# head name -> (type, level). Names are a contract shared with configs/heads and the card.
+HEADS: dict[str, tuple[str, str]] = {
+    "language_bias": ("binary", "sentence"),
+    "language_bias_crowd": ("binary", "sentence"),
+    "biased_words": ("token", "sentence"),
+    "informational_bias": ("binary", "sentence"),
+    "lexical_bias": ("binary", "sentence"),
+    "framing": ("binary", "sentence"),
+    "subjectivity": ("binary", "sentence"),
+    "hidden_assumptions": ("binary", "sentence"),
+    "gvfc_frame": ("multiclass", "sentence"),
+    "fallacy": ("multiclass", "sentence"),
+    "false_dilemma": ("binary", "sentence"),
+    "sdg": ("multilabel", "document"),
+    "political_leaning": ("multiclass", "document"),
+    "topic": ("multilabel", "document"),
+    # document-level heads fed by labeled bias cards (the `cards` adapter)
+    "card_framing_bias": ("ordinal", "document"),
+    "card_language_bias": ("ordinal", "document"),
+    "card_bias_by_omission": ("ordinal", "document"),
+    "card_false_dichotomy": ("ordinal", "document"),
+    "sdg_polarity": ("multiclass", "document"),
+    "sdg_relevance": ("multiclass", "document"),
+}
+
+CARD_CONCEPT_HEADS = {
+    "framing_bias": "card_framing_bias",
+    "language_bias": "card_language_bias",
+    "bias_by_omission": "card_bias_by_omission",
+    "false_dichotomy": "card_false_dichotomy",
+}
+
+_VALUE_FEATURE = {
+    "binary": datasets.Value("int64"),
+    "ordinal": datasets.Value("int64"),
+    "multiclass": datasets.Value("string"),
+    "multilabel": datasets.List(datasets.Value("string")),
+    "token": datasets.List(datasets.Value("string")),
+}
+
+SPAN_FEATURE = {
+    "start": datasets.Value("int64"),
+    "end": datasets.Value("int64"),
+    "label": datasets.Value("string"),
+}
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "unit": datasets.Value("string"),
+        "labels": {name: _VALUE_FEATURE[kind] for name, (kind, _) in HEADS.items()},
+        "spans": datasets.List(SPAN_FEATURE),
+        "dataset": datasets.Value("string"),
+        "group": datasets.Value("string"),
+        "outlet": datasets.Value("string"),
+        "doc_id": datasets.Value("string"),
+    }
+)
+
+
+def make_record(
+    *,
+    id: str,
+    text: str,
+    unit: str,
+    labels: dict,
+    dataset: str,
+    group: str,
+    spans: list[dict] | None = None,
+    outlet: str | None = None,
+    doc_id: str | None = None,
+) -> dict:
+    """Build a record; unknown heads or units are programming errors, so they raise."""
+    if unit not in UNITS:
+        raise ValueError(f"unit {unit!r} is not one of {UNITS}")
+    unknown = set(labels) - set(HEADS)
+    if unknown:
+        raise ValueError(f"labels name unknown heads {sorted(unknown)}")
+    full = {name: labels.get(name) for name in HEADS}
+    return {
+        "id": id,
+        "text": text,
+        "unit": unit,
+        "labels": full,
+        "spans": spans or [],
+        "dataset": dataset,
+        "group": group,
+        "outlet": outlet,
+        "doc_id": doc_id,
+    }
+
+
+_WS = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """The key used to decide that two texts are the same (leak checks, dedup)."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(normalize_text(text).encode("utf-8")).hexdigest()

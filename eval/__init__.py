@@ -1,0 +1,1 @@
+"""biascard.eval: metrics, baselines and reports."""

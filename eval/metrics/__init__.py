@@ -1,0 +1,1 @@
+"""Local `evaluate` metric modules (the hub is not reachable)."""

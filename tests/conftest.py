@@ -1,0 +1,30 @@
+"""Shared test setup: offline everywhere, real data from ../shared/datasets."""
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BIASCARD_SHARED", REPO.parent / "shared"))
+DATASETS = SHARED / "datasets"
+os.environ.setdefault("BIASCARD_DATA_DIR", str(DATASETS))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    assert DATASETS.is_dir(), f"tests read the real data at {DATASETS}"
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One arrow cache per test session, so adapters are built from the files once."""
+    path = tmp_path_factory.mktemp("biascard-cache")
+    os.environ["BIASCARD_CACHE_DIR"] = str(path)
+    return path

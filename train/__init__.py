@@ -1,0 +1,1 @@
+"""biascard.train: the multi-head model and its training loop."""
