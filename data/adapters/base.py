@@ -68,6 +68,7 @@ def iter_csv(path: Path, delimiter: str = ",") -> Iterator[tuple[int, dict]]:
     """Yield (line number where the row starts, row) from a csv or csv.gz file."""
     with _open_text(path) as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
+        reader.fieldnames  # reads the header now, else the first row is numbered 1, not 2
         start = reader.line_num + 1
         for row in reader:
             yield start, row

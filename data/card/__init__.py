@@ -1,1 +1,37 @@
 """The bias card: schema, types, and its text and HTML layouts."""
+from .model import (  # noqa: F401
+    CONCEPT_LABELS,
+    CONCEPTS,
+    HUMAN_MODEL,
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+    SDG,
+    SDG_NAMES,
+    Card,
+    CardError,
+    CognitiveConcept,
+    Evidence,
+    ModelInfo,
+    PoliticalLeaning,
+    Topic,
+    is_valid,
+    load_schema,
+    normalize,
+    sdg_goal,
+    validate,
+)
+from .text import parse_text, render_text  # noqa: F401
+
+
+def render_html(card: dict) -> str:
+    """A self-contained HTML page for a valid card (jinja2 is imported only when used)."""
+    from .html import render_html as _render
+
+    return _render(card)
+
+
+__all__ = [
+    "CONCEPT_LABELS", "CONCEPTS", "HUMAN_MODEL", "SCHEMA_PATH", "SCHEMA_VERSION", "SDG", "SDG_NAMES",
+    "Card", "CardError", "CognitiveConcept", "Evidence", "ModelInfo", "PoliticalLeaning", "Topic",
+    "is_valid", "load_schema", "normalize", "sdg_goal", "validate", "parse_text", "render_text", "render_html",
+]

@@ -1,0 +1,133 @@
+"""Turning request payloads into articles, with errors that name the failing field.
+
+Shared by the HTTP server, the TorchServe handler and the `predict` command, so every
+entry point accepts the same inputs and rejects bad ones with the same message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+FIELDS = ("text", "title", "source", "id")
+
+
+class InputError(ValueError):
+    """Bad input from a client. `field` names the failing field when there is one."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+@dataclasses.dataclass
+class Article:
+    text: str
+    title: str | None = None
+    source: str | None = None
+    id: str | None = None
+    # the rendering asked for inside a JSON body ("format": "text"); not part of the card
+    format: str | None = None
+
+
+def _optional_str(obj: dict, key: str, where: str, max_chars: int) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "id":
+        return str(value)  # numeric ids from JSONL files are common and unambiguous
+    if not isinstance(value, str):
+        raise InputError(f"{key} must be a string, got {type(value).__name__}", f"{where}{key}")
+    if len(value) > max_chars:
+        raise InputError(f"{key} is longer than {max_chars} characters", f"{where}{key}", 413)
+    return value
+
+
+def check_text(text: Any, max_chars: int, field: str = "text") -> str:
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, got {type(text).__name__}", field)
+    if "\x00" in text:
+        raise InputError("text contains a NUL character", field)
+    if not text.strip():
+        raise InputError("text is empty", field)
+    if len(text) > max_chars:
+        raise InputError(f"text has {len(text)} characters; the limit is {max_chars}", field, 413)
+    return text
+
+
+def article_from_obj(obj: Any, max_chars: int, where: str = "") -> Article:
+    """A JSON value (an object with `text`, or a bare string) → Article."""
+    if isinstance(obj, str):
+        return Article(text=check_text(obj, max_chars, f"{where}text" if where else "text"))
+    if not isinstance(obj, dict):
+        raise InputError(
+            f"expected an object with a `text` field or a string, got {type(obj).__name__}",
+            where.rstrip(".") or None,
+        )
+    if "text" not in obj:
+        raise InputError("missing field `text`", f"{where}text")
+    text = check_text(obj["text"], max_chars, f"{where}text")
+    return Article(
+        text=text,
+        title=_optional_str(obj, "title", where, max_chars),
+        source=_optional_str(obj, "source", where, max_chars),
+        id=_optional_str(obj, "id", where, max_chars),
+        format=_optional_str(obj, "format", where, max_chars),
+    )
+
+
+def decode_utf8(body: bytes, field: str = "body") -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"body is not valid UTF-8 (byte {e.start})", field) from None
+
+
+def parse_json(body: bytes | str) -> Any:
+    text = decode_utf8(body) if isinstance(body, (bytes, bytearray)) else body
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}", "body") from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply", "body") from None
+
+
+def article_from_body(body: bytes, content_type: str | None, max_chars: int) -> Article:
+    """An HTTP body: JSON when the content type says so (or it looks like an object), else raw text."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return article_from_obj(parse_json(body), max_chars)
+    text = decode_utf8(body)
+    if not ctype and text.lstrip().startswith("{"):
+        return article_from_obj(parse_json(text), max_chars)
+    return Article(text=check_text(text, max_chars))
+
+
+def article_from_torchserve(item: Any, max_chars: int) -> Article:
+    """One item of TorchServe's request list: {"data"|"body": bytes | str | dict}."""
+    if not isinstance(item, dict):
+        raise InputError(f"request item is a {type(item).__name__}, expected a dict with data/body")
+    payload = item.get("data")
+    if payload is None:
+        payload = item.get("body")
+    if payload is None:
+        raise InputError("request has neither `data` nor `body`", "body")
+    if isinstance(payload, (bytes, bytearray)):
+        text = decode_utf8(bytes(payload))
+        if text.lstrip().startswith("{"):
+            return article_from_obj(parse_json(text), max_chars)
+        return Article(text=check_text(text, max_chars))
+    if isinstance(payload, str):
+        if payload.lstrip().startswith("{"):
+            return article_from_obj(parse_json(payload), max_chars)
+        return Article(text=check_text(payload, max_chars))
+    return article_from_obj(payload, max_chars)

@@ -1,0 +1,76 @@
+"""A loaded model ready to compose cards: a model dir or a verified .mar, named and versioned.
+
+Used by the HTTP server and the `card`/`predict` commands, so both load, name and version
+a model the same way as the TorchServe handler does (archive modelName and modelVersion).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from .archive import read_model_config, resolve_model
+from .compose import Composer, merge, weights_version
+from .handler import compose_each
+from .inputs import Article
+
+
+class ModelService:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        name: str | None = None,
+        composer: Mapping | None = None,
+        expect_sha256: str | None = None,
+        threads: int | None = None,
+    ):
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        self.path = Path(model_path)
+        self.model_dir, manifest, self._tmp = resolve_model(self.path, expect_sha256=expect_sha256)
+        try:
+            info = (manifest or {}).get("model") or {}
+            self.name = name or info.get("modelName") or "biascard"
+            self.version = info.get("modelVersion") or weights_version(self.model_dir)
+            # an archive's model-config.yaml may carry composer settings for the handler;
+            # the caller's settings win over them, as in TorchServe
+            handler_cfg = read_model_config(self.model_dir).get("handler") or {}
+            settings = merge(handler_cfg.get("composer") or {}, composer or {})
+            self.composer = Composer.from_model_dir(self.model_dir, settings, name=self.name, version=self.version)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def heads(self) -> list[str]:
+        return sorted(self.composer.specs)
+
+    def compose(self, articles: list[Article]) -> list[Any]:
+        """One card (dict) or an exception per article, in order."""
+        return compose_each(self.composer, articles)
+
+    def info(self) -> dict:
+        return {
+            "modelName": self.name,
+            "modelVersion": self.version,
+            "modelUrl": str(self.path),
+            "heads": self.heads,
+            "calibrated": sorted(
+                c for c, p in self.composer.plan.items() if p["mode"] == "derived" and p["cut_source"] == "calibrated"
+            ),
+        }
+
+    def close(self) -> None:
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,127 @@
+"""In-loop validation metrics per head, from logits and the label tensors of `features`.
+
+The eval stage (`biascard.eval`) has the full reports; these are the numbers the loop
+needs for model selection, computed with scikit-learn on what the model saw.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, mean_absolute_error
+
+from .heads import HeadSpec
+from .modeling import corn_rank
+
+# the per-head number averaged into `<split>/macro_f1_mean`
+MAIN_METRIC = {
+    "binary": "macro_f1",
+    "multiclass": "macro_f1",
+    "multilabel": "macro_f1",
+    "ordinal": "macro_f1",
+    "token": "f1",
+    "regression": None,
+}
+
+
+def _labeled(y: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "regression":
+        return ~torch.isnan(y)
+    if kind == "multilabel":
+        return (y != -100).all(dim=-1)
+    return y != -100
+
+
+def head_metrics(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Metrics of one head over its labeled rows (tokens for token heads); {} if none."""
+    kind = spec.type
+    logits = logits.float()
+    if kind == "token":
+        # [C, L, 2] and [C, L]; a token counts where its label is not -100
+        keep = y != -100
+        if not keep.any():
+            return {}
+        pred = logits.argmax(-1)[keep].numpy()
+        true = y[keep].long().numpy()
+        return {
+            "f1": float(f1_score(true, pred, average="binary", zero_division=0)),
+            "accuracy": float(accuracy_score(true, pred)),
+            "n": int(keep.sum()),
+        }
+    keep = _labeled(y, kind)
+    if not keep.any():
+        return {}
+    logits, y = logits[keep], y[keep]
+    n = int(keep.sum())
+    if kind == "regression":
+        diff = (logits - y.float()).numpy()
+        return {"mae": float(np.abs(diff).mean()), "rmse": float(math.sqrt((diff**2).mean())), "n": n}
+    if kind == "binary":
+        pred, true = (logits > 0).long().numpy(), y.long().numpy()
+        labels = [0, 1]
+    elif kind == "multiclass":
+        pred, true = logits.argmax(-1).numpy(), y.long().numpy()
+        labels = list(range(spec.num_labels))
+    elif kind == "ordinal":
+        pred, true = corn_rank(logits).numpy(), y.long().numpy()
+        labels = list(range(spec.num_labels))
+    elif kind == "multilabel":
+        pred, true = (logits > 0).long().numpy(), y.long().numpy()
+        return {
+            "micro_f1": float(f1_score(true, pred, average="micro", zero_division=0)),
+            "macro_f1": float(f1_score(true, pred, average="macro", zero_division=0)),
+            "n": n,
+        }
+    else:
+        raise ValueError(f"head {spec.name!r}: unknown type {kind!r}")
+    # macro over the classes present in truth or prediction; absent classes would read as 0
+    present = sorted(set(true.tolist()) | set(pred.tolist()))
+    out = {
+        "macro_f1": float(f1_score(true, pred, labels=present, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(true, pred)),
+        "n": n,
+    }
+    if kind == "ordinal":
+        out["mae"] = float(mean_absolute_error(true, pred))
+        qwk = cohen_kappa_score(true, pred, weights="quadratic", labels=labels) if len(present) > 1 else 0.0
+        out["qwk"] = float(0.0 if math.isnan(qwk) else qwk)
+    return out
+
+
+def aggregate(
+    specs: Mapping[str, HeadSpec],
+    logits: Mapping[str, list[torch.Tensor]],
+    labels: Mapping[str, list[torch.Tensor]],
+    prefix: str = "val",
+) -> dict[str, float]:
+    """`{prefix}/{head}/{metric}` for every head with labels, plus `{prefix}/macro_f1_mean`."""
+    out: dict[str, float] = {}
+    mains = []
+    for name, spec in specs.items():
+        if not labels.get(name):
+            continue
+        if spec.type == "token":
+            # chunks differ in length across batches: pad to the widest before stacking
+            width = max(t.shape[1] for t in labels[name])
+            lg = torch.cat([_pad(t, width, 0.0) for t in logits[name]])
+            y = torch.cat([_pad(t, width, -100) for t in labels[name]])
+        else:
+            lg, y = torch.cat(logits[name]), torch.cat(labels[name])
+        m = head_metrics(spec, lg, y)
+        for k, v in m.items():
+            out[f"{prefix}/{name}/{k}"] = v
+        key = MAIN_METRIC.get(spec.type)
+        if key and key in m:
+            mains.append(m[key])
+    if mains:
+        out[f"{prefix}/macro_f1_mean"] = float(np.mean(mains))
+    return out
+
+
+def _pad(t: torch.Tensor, width: int, value) -> torch.Tensor:
+    if t.shape[1] == width:
+        return t
+    shape = (t.shape[0], width - t.shape[1], *t.shape[2:])
+    return torch.cat([t, t.new_full(shape, value)], dim=1)

@@ -1,0 +1,282 @@
+"""Head declarations (configs/heads/*.yaml) and their label sets.
+
+A head is declared as `name: {type, level, labels, loss_weight[, span_label]}`.
+`labels: null` means "take the label set from the data" (`resolve_labels`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+HEAD_TYPES = ("binary", "multiclass", "multilabel", "ordinal", "regression", "token")
+LEVELS = ("sentence", "document")
+
+# Label sets that are fixed by the head type, whatever the data says.
+DEFAULT_LABELS = {
+    "binary": ["0", "1"],
+    "ordinal": ["1", "2", "3", "4", "5"],
+    "token": ["O", "BIASED"],
+    "regression": [],
+}
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a ModuleDict key: no dots
+
+
+@dataclasses.dataclass
+class HeadSpec:
+    name: str
+    type: str
+    level: str = "sentence"
+    labels: list[str] | None = None
+    loss_weight: float = 1.0
+    # token heads: only spans with this label mark tokens (None = every span)
+    span_label: str | None = None
+
+    def __post_init__(self):
+        where = f"head {self.name!r}"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"{where}: name must be an identifier (no dots or spaces)")
+        if self.type not in HEAD_TYPES:
+            raise ValueError(f"{where}: type {self.type!r} is not one of {HEAD_TYPES}")
+        if self.level not in LEVELS:
+            raise ValueError(f"{where}: level {self.level!r} is not one of {LEVELS}")
+        try:
+            self.loss_weight = float(self.loss_weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: loss_weight {self.loss_weight!r} is not a number") from None
+        if not self.loss_weight >= 0:
+            raise ValueError(f"{where}: loss_weight must be >= 0, got {self.loss_weight}")
+        if self.labels is None and self.type in DEFAULT_LABELS:
+            self.labels = list(DEFAULT_LABELS[self.type])  # fixed by the type, not the data
+        if self.labels is not None:
+            if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, Iterable):
+                raise ValueError(f"{where}: labels must be a list or null, got {self.labels!r}")
+            self.labels = [str(x) for x in self.labels]
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError(f"{where}: labels repeat a value: {self.labels}")
+            self._check_label_count()
+
+    def _check_label_count(self):
+        n, where = len(self.labels), f"head {self.name!r}"
+        if self.type in ("binary", "token") and n != 2:
+            raise ValueError(f"{where}: a {self.type} head has 2 labels (negative, positive), got {n}")
+        if self.type == "multiclass" and n < 2:
+            raise ValueError(f"{where}: a multiclass head needs >= 2 labels, got {self.labels}")
+        if self.type == "multilabel" and n < 1:
+            raise ValueError(f"{where}: a multilabel head needs >= 1 label")
+        if self.type == "ordinal" and n < 2:
+            raise ValueError(f"{where}: an ordinal head needs >= 2 ranks, got {self.labels}")
+
+    @property
+    def resolved(self) -> bool:
+        return self.labels is not None
+
+    @property
+    def num_labels(self) -> int:
+        self._require_labels()
+        return len(self.labels)
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the head's linear layer."""
+        if self.type in ("binary", "regression"):
+            return 1
+        if self.type == "token":
+            return 2
+        if self.type == "ordinal":
+            return self.num_labels - 1  # CORN: one conditional logit per rank boundary
+        return self.num_labels
+
+    @property
+    def is_token(self) -> bool:
+        return self.type == "token"
+
+    @property
+    def id2label(self) -> dict[str, str]:
+        self._require_labels()
+        return {str(i): label for i, label in enumerate(self.labels)}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        self._require_labels()
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def problem_type(self) -> str:
+        return {
+            "binary": "binary_classification",
+            "multiclass": "single_label_classification",
+            "multilabel": "multi_label_classification",
+            "ordinal": "ordinal_corn",
+            "regression": "regression",
+            "token": "token_classification",
+        }[self.type]
+
+    def _require_labels(self):
+        if self.labels is None:
+            raise ValueError(f"head {self.name!r}: labels are null; call resolve_labels() first")
+
+    def to_dict(self) -> dict:
+        """The spec as stored in config.json (label maps included when resolved)."""
+        out = {
+            "type": self.type,
+            "level": self.level,
+            "labels": None if self.labels is None else list(self.labels),
+            "loss_weight": self.loss_weight,
+            "span_label": self.span_label,
+            "problem_type": self.problem_type,
+        }
+        if self.labels is not None:
+            out["id2label"] = self.id2label
+            out["label2id"] = self.label2id
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, spec: Mapping) -> "HeadSpec":
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"head {name!r}: expected a mapping, got {spec!r}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        derived = {"id2label", "label2id", "problem_type"}  # written by to_dict, recomputed
+        unknown = set(spec) - known - derived
+        if unknown:
+            raise ValueError(f"head {name!r}: unknown keys {sorted(unknown)} (allowed: {sorted(known)})")
+        if "type" not in spec:
+            raise ValueError(f"head {name!r}: missing `type`")
+        kwargs = {k: v for k, v in spec.items() if k in known}
+        if kwargs.get("labels") is not None:
+            kwargs["labels"] = list(kwargs["labels"])
+        return cls(name=name, **kwargs)
+
+
+def _to_container(cfg: Any) -> Any:
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(cfg, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return cfg
+
+
+def load_heads(cfg_mapping: Any) -> dict[str, HeadSpec]:
+    """Heads from the Hydra `heads` node, a plain dict of dicts, or a dict of HeadSpec."""
+    cfg = _to_container(cfg_mapping)
+    if not isinstance(cfg, Mapping) or not cfg:
+        raise ValueError(f"heads: expected a non-empty mapping name -> spec, got {cfg!r}")
+    out: dict[str, HeadSpec] = {}
+    for name, spec in cfg.items():
+        if isinstance(spec, HeadSpec):
+            if spec.name != name:
+                raise ValueError(f"head {name!r}: HeadSpec is named {spec.name!r}")
+            out[name] = dataclasses.replace(spec)
+        else:
+            out[str(name)] = HeadSpec.from_dict(str(name), _to_container(spec))
+    return out
+
+
+# ---------------------------------------------------------------- labels from data
+
+
+def _splits(source: Any) -> list[tuple[str, Any]]:
+    """(split name, rows) pairs from a DatasetDict, a list of them, a Dataset or records."""
+    if isinstance(source, Mapping):  # DatasetDict or {split: rows}
+        return [(str(k), v) for k, v in source.items()]
+    if isinstance(source, (list, tuple)):
+        if source and isinstance(source[0], Mapping) and "text" in source[0]:
+            return [("train", source)]  # plain records
+        return [pair for s in source for pair in _splits(s)]
+    return [("train", source)]  # a single Dataset
+
+
+def _label_column(rows: Any) -> list[Mapping]:
+    """The `labels` column as python dicts; read through arrow when it is a Dataset."""
+    if hasattr(rows, "select_columns") and hasattr(rows, "with_format"):
+        # arrow formatting honours select/shuffle/filter indices, unlike `Dataset.data`
+        return rows.data.column("labels").to_pylist()
+    return [r.get("labels") or {} for r in rows]
+
+
+def _values(head: HeadSpec, value: Any, where: str) -> list[str]:
+    """The label strings one record's value contributes, type-checked."""
+    if head.type in ("multilabel", "token"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ValueError(f"{where}: head {head.name!r} expects a list, got {value!r}")
+        return [] if head.type == "token" else [str(v) for v in value]
+    if head.type == "regression":
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: head {head.name!r} expects a number, got {value!r}") from None
+        return []
+    if head.type == "binary":
+        if isinstance(value, bool) or value in (0, 1):
+            return [str(int(value))]
+        if isinstance(value, str):
+            return [value]
+        raise ValueError(f"{where}: head {head.name!r} expects 0/1, got {value!r}")
+    if head.type == "ordinal" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return [str(value)]
+
+
+def _sort_key(label: str):
+    # "2" before "10" when every label is a number
+    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
+
+
+def resolve_labels(
+    heads: Mapping[str, HeadSpec] | Any,
+    dataset_dicts: Any,
+    train_splits: tuple[str, ...] = ("train",),
+) -> dict[str, HeadSpec]:
+    """Fill `labels: null` from the data and check every data value against the labels.
+
+    `dataset_dicts`: a DatasetDict (or mapping split -> Dataset / list of records), a list
+    of those, or a plain list of records (treated as train). Null label sets are taken
+    from `train_splits`; values in every split must then be known, else ValueError naming
+    the head, value and split. Binary, ordinal and token heads have fixed default sets.
+    """
+    heads = load_heads(heads)
+    seen: dict[str, dict[str, set[str]]] = {name: {} for name in heads}  # head -> split -> values
+    for split, rows in _splits(dataset_dicts):
+        for i, labels in enumerate(_label_column(rows)):
+            labels = labels or {}
+            for name, head in heads.items():
+                value = labels.get(name)
+                if value is None:
+                    continue
+                where = f"split {split!r} row {i}"
+                seen[name].setdefault(split, set()).update(_values(head, value, where))
+
+    out: dict[str, HeadSpec] = {}
+    for name, head in heads.items():
+        labels = head.labels
+        if labels is None:
+            if head.type in DEFAULT_LABELS:
+                labels = list(DEFAULT_LABELS[head.type])
+            else:
+                train_values = set().union(*(v for s, v in seen[name].items() if s in train_splits))
+                if not train_values:
+                    raise ValueError(
+                        f"head {name!r}: labels are null and no {'/'.join(train_splits)} record "
+                        f"has a value for it; declare the labels or drop the head"
+                    )
+                labels = sorted(train_values, key=_sort_key)
+        resolved = dataclasses.replace(head, labels=labels)
+        known = set(resolved.labels)
+        if head.type == "binary":
+            known |= {"0", "1"}  # data says 0/1; labels only name the two classes
+        if head.type not in ("token", "regression"):
+            for split, values in sorted(seen[name].items()):
+                unknown = sorted(values - known, key=_sort_key)
+                if unknown:
+                    source = "declared" if head.labels is not None else f"taken from {'/'.join(train_splits)}"
+                    raise ValueError(
+                        f"head {name!r}: value {unknown[0]!r} in split {split!r} is not among its "
+                        f"labels {resolved.labels} ({source}); unknown values: {unknown}"
+                    )
+        out[name] = resolved
+    return out
