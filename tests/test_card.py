@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -196,6 +195,7 @@ def _edit(lines: list[str], find: str, new: str | None) -> tuple[str, int]:
         ("Cognitive Concepts", None, None, "no 'Cognitive Concepts' section"),
         ("europe.chinadaily.com.cn", "europe.chinadaily.com.cn\nsecond line", 1, "expected a blank line after the source line"),
         ("Sustainable Development Goals", "Sustainable Development Goals\n\nCognitive Concepts", 2, "section 'Cognitive Concepts' appears twice"),
+        ("europe.chinadaily.com.cn", None, None, "expected the card header as 6 blocks separated by blank lines"),
     ],
 )
 def test_malformed_text_names_the_line(seed_text, find, new, line_shift, message):
@@ -206,6 +206,14 @@ def test_malformed_text_names_the_line(seed_text, find, new, line_shift, message
     if line_shift is not None:
         assert msg.startswith(f"seed.txt:{line + line_shift}: "), msg
     assert message in msg, msg
+
+
+def test_missing_blank_line_names_its_line(seed_text):
+    lines = seed_text.split("\n")
+    i = lines.index("europe.chinadaily.com.cn")
+    del lines[i + 1]  # the headline now follows the source directly, on line i + 2
+    with pytest.raises(CardError, match=rf"^seed\.txt:{i + 2}: expected a blank line after the source line"):
+        parse_text("\n".join(lines), "seed.txt")
 
 
 def test_question_without_answer_names_its_line(seed_text):

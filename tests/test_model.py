@@ -316,13 +316,18 @@ def test_subword_tokens_of_a_span_are_all_marked(tokenizer):
     assert batch["offset_mapping"].shape == (*batch["input_ids"].shape, 2)
 
 
+def test_words_without_located_spans_are_ignored_not_negative(tokenizer, heads):
+    batch = encode([_record("a biased word", tok=["biased"]), _record("a calm word", tok=[])], tokenizer, heads, 32, 8)
+    tok, doc = batch["labels"]["tok"], batch["doc_index"]
+    assert (tok[doc == 0] == -100).all()
+    assert (tok[doc == 1] == 0).any()
+
+
 def test_encode_names_bad_values(tokenizer, heads):
     with pytest.raises(ValueError, match=r"'mc'.*'zzz'"):
         encode([_record("x", mc="zzz")], tokenizer, heads, 32, 8)
     with pytest.raises(ValueError, match=r"'ml'.*'w'"):
         encode([_record("x", ml=["x", "w"])], tokenizer, heads, 32, 8)
-    with pytest.raises(ValueError, match="no spans"):
-        encode([_record("a biased word", tok=["biased"])], tokenizer, heads, 32, 8)
     with pytest.raises(ValueError, match="outside"):
         encode([_record("abc", [{"start": 1, "end": 9, "label": "biased_word"}], tok=["b"])], tokenizer, heads, 32, 8)
     with pytest.raises(ValueError, match="stride"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -20,7 +19,6 @@ from biascard.serve.sentences import split_sentences
 from test_serve_support import ARTICLE, tiny_archive, tiny_model  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 # ---------------------------------------------------------------- sentences
@@ -319,21 +317,23 @@ def test_handler_batch_with_bad_items(tiny_archive, tmp_path):
     close_cards(alone[0], out[0])
 
 
-def test_handler_module_entry_point(tiny_archive, tmp_path):
-    """The archive's handler file, imported the way TorchServe imports it."""
+def test_handler_module_entry_point(tiny_archive, tmp_path, monkeypatch):
+    """The archive's handler file, imported the way TorchServe's model loader imports it."""
+    import importlib
+
     model_dir = extract_archive(tiny_archive, tmp_path / "x")
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, sys.argv[1])\n"
-        "import importlib; mod = importlib.import_module('biascard_handler')\n"
-        "from types import SimpleNamespace as NS\n"
-        "ctx = NS(system_properties={'model_dir': sys.argv[1]}, manifest=json.load(open(sys.argv[1] + '/MAR-INF/MANIFEST.json')), model_yaml_config={})\n"
-        "assert mod.handle(None, ctx) is None\n"
-        "print(json.dumps(mod.handle([{'body': b'One sentence. Two.'}], ctx)))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr
-    validate(json.loads(r.stdout)[0])
+    monkeypatch.syspath_prepend(str(model_dir))
+    monkeypatch.delitem(sys.modules, "biascard_handler", raising=False)
+    mod = importlib.import_module("biascard_handler")
+    try:
+        manifest = json.loads((model_dir / "MAR-INF/MANIFEST.json").read_text())
+        ctx = SimpleNamespace(system_properties={"model_dir": str(model_dir)}, manifest=manifest, model_yaml_config={})
+        assert mod.handle(None, ctx) is None  # TorchServe's initialize call for a function entry point
+        (card,) = mod.handle([{"body": b"One sentence. Two."}], ctx)
+        validate(card)
+        assert card["model"]["name"] == manifest["model"]["modelName"]
+    finally:
+        sys.modules.pop("biascard_handler", None)
 
 
 def test_handler_refuses_tampered_model_dir(tiny_archive, tmp_path):
@@ -349,15 +349,23 @@ def test_handler_refuses_tampered_model_dir(tiny_archive, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
-def _run(args, cwd, env=None, stdin=None):
-    full = dict(os.environ)
-    full.pop("BIASCARD_MODEL", None)
-    full.update(env or {})
-    return subprocess.run([str(BIN / "biascard"), *args], cwd=cwd, capture_output=True, text=True,
-                          env=full, input=stdin, timeout=300)
+def _run(args, cwd, monkeypatch, capsys, stdin: str | None = None):
+    """`biascard ARGS` in this process (a subprocess would pay torch's import again)."""
+    import io
+
+    from biascard.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("BIASCARD_MODEL", raising=False)
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
-def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path):
+def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path, monkeypatch, capsys):
     src = tmp_path / "in.jsonl"
     src.write_text(
         json.dumps({"id": "a", "text": ARTICLE}) + "\n"
@@ -369,7 +377,7 @@ def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path):
         + json.dumps({"id": 7, "text": "Numeric id.", "title": 3}) + "\n"
     )
     out = tmp_path / "out.jsonl"
-    r = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--no-progress"], tmp_path)
+    r = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--no-progress"], tmp_path, monkeypatch, capsys)
     assert r.returncode == 1, r.stderr
     for line in ("in.jsonl:2: text is empty (field text)", "in.jsonl:3: malformed JSON", "in.jsonl:6: expected a JSON object",
                  "in.jsonl:7: title must be a string"):
@@ -379,38 +387,38 @@ def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path):
     assert [c["id"] for c in cards] == ["a", "5"]
     for c in cards:
         validate(c)
-    strict = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--strict", "--no-progress"], tmp_path)
+    strict = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--strict", "--no-progress"], tmp_path, monkeypatch, capsys)
     assert strict.returncode == 2 and "stopped at line 2" in strict.stderr
 
 
-def test_cli_card_formats_and_default_model(tiny_model, tmp_path):
+def test_cli_card_formats_and_default_model(tiny_model, tmp_path, monkeypatch, capsys):
     article = tmp_path / "article.txt"
     article.write_text(ARTICLE)
-    r = _run(["card", "--model", str(tiny_model), "--format", "text", "--title", "Budget", str(article)], tmp_path)
+    r = _run(["card", "--model", str(tiny_model), "--format", "text", "--title", "Budget", str(article)], tmp_path, monkeypatch, capsys)
     assert r.returncode == 0, r.stderr
     assert "Cognitive Concepts" in r.stdout and "Language Bias" in r.stdout
     from biascard.data.card import parse_text
 
     assert parse_text(r.stdout)["title"] == "Budget"
     # no --model, no env, no outputs/: a clear error
-    r = _run(["card", str(article)], tmp_path)
+    r = _run(["card", str(article)], tmp_path, monkeypatch, capsys)
     assert r.returncode == 2 and "no model given" in r.stderr
     # the newest outputs/**/model is the default; stdin input
     target = tmp_path / "outputs" / "train" / "runs" / "r1" / "model"
     shutil.copytree(tiny_model, target)
-    r = _run(["card", "-"], tmp_path, stdin="From stdin. Two sentences.")
+    r = _run(["card", "-"], tmp_path, monkeypatch, capsys, stdin="From stdin. Two sentences.")
     assert r.returncode == 0, r.stderr
     assert f"using model {Path('outputs/train/runs/r1/model')}" in r.stderr
     validate(json.loads(r.stdout))
-    r = _run(["card", "--model", str(tiny_model), str(tmp_path / "empty.txt")], tmp_path)
+    r = _run(["card", "--model", str(tiny_model), str(tmp_path / "empty.txt")], tmp_path, monkeypatch, capsys)
     assert r.returncode == 2 and "empty.txt" in r.stderr
 
 
-def test_cli_archive(tiny_model, tmp_path):
-    r = _run(["archive", "--model", str(tiny_model), "--output", str(tmp_path / "news-bias.mar"), "--batch-size", "2"], tmp_path)
+def test_cli_archive(tiny_model, tmp_path, monkeypatch, capsys):
+    r = _run(["archive", "--model", str(tiny_model), "--output", str(tmp_path / "news-bias.mar"), "--batch-size", "2"], tmp_path, monkeypatch, capsys)
     assert r.returncode == 0, r.stderr
     assert "model news-bias" in r.stdout and "sha256 " in r.stdout
     with zipfile.ZipFile(tmp_path / "news-bias.mar") as z:
         assert "batchSize: 2" in z.read("model-config.yaml").decode()
-    r = _run(["archive", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "x.mar")], tmp_path)
+    r = _run(["archive", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "x.mar")], tmp_path, monkeypatch, capsys)
     assert r.returncode == 2 and "not a model directory" in r.stderr

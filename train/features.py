@@ -100,7 +100,8 @@ def _token_labels(
     ignore: torch.Tensor,
 ) -> torch.Tensor:
     """1 where a token overlaps a matching span, 0 elsewhere, -100 on special/pad tokens
-    and on every chunk of a record whose token value is null."""
+    and on every chunk of a record whose token value is null (or lists words of which no
+    span was located)."""
     n_chunks, length = offsets.shape[:2]
     out = torch.full((n_chunks, length), IGNORE, dtype=torch.long)
     spans_of: dict[int, torch.Tensor | None] = {}
@@ -119,11 +120,10 @@ def _token_labels(
                 raise ValueError(f"{_record_id(r, i)}: span {dict(s)} is outside its text of {len(text)} chars")
             spans.append((start, end))
         if value and not spans:
-            # the words are listed but cannot be located: never train on all-zero tags
-            raise ValueError(
-                f"{_record_id(r, i)}: head {spec.name!r} lists {len(value)} marked words but the record "
-                f"has no spans" + (f" labeled {spec.span_label!r}" if spec.span_label else "")
-            )
+            # words listed but none located (the adapter reports these): all-0 tags would be
+            # wrong, so the record's tokens stay ignored
+            spans_of[i] = None
+            continue
         spans_of[i] = torch.tensor(spans, dtype=torch.long).reshape(-1, 2)
     for c in range(n_chunks):  # one vectorised comparison per chunk, not per token
         spans = spans_of[int(doc_index[c])]

@@ -195,7 +195,7 @@ def _label_column(rows: Any) -> list[Mapping]:
     """The `labels` column as python dicts; read through arrow when it is a Dataset."""
     if hasattr(rows, "select_columns") and hasattr(rows, "with_format"):
         # arrow formatting honours select/shuffle/filter indices, unlike `Dataset.data`
-        return rows.data.column("labels").to_pylist()
+        return rows.select_columns(["labels"]).with_format("arrow")[:]["labels"].to_pylist()
     return [r.get("labels") or {} for r in rows]
 
 

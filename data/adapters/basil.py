@@ -35,7 +35,8 @@ def read_spans(path: Path, report: Report) -> dict[tuple[str, str], list[dict]]:
             report.skip(path, line, f"bias {bias!r} is not one of {BIAS}")
             continue
         if start is None or end is None or not 0 <= start < end <= len(sentence):
-            report.skip(path, line, f"span {row.get('start')!r}:{row.get('end')!r} out of range for its sentence")
+            where = f"{row.get('start')!r}:{row.get('end')!r}"
+            report.skip(path, line, f"span {where} out of range for its sentence")
             continue
         if sentence[start:end] != txt:
             report.skip(path, line, f"sentence[{start}:{end}] is {sentence[start:end]!r}, not txt {txt!r}")
@@ -101,7 +102,10 @@ class BASIL(Adapter):
                     text=raw,
                     unit="headline" if sent_id == "title" else "sentence",
                     labels={"informational_bias": int(got_inf > 0), "lexical_bias": int(got_lex > 0)},
-                    spans=[{k: s[k] for k in ("start", "end", "label")} for s in sorted(mine, key=lambda s: s["start"])],
+                    spans=[
+                        {"start": s["start"], "end": s["end"], "label": s["label"]}
+                        for s in sorted(mine, key=lambda s: s["start"])
+                    ],
                     dataset="basil",
                     group=f"triplet:{triplet}",
                     outlet=(row.get("source") or "").strip().lower() or None,
@@ -110,7 +114,8 @@ class BASIL(Adapter):
             )
         for key in sorted(set(spans) - used):
             for s in spans[key]:
-                report.skip(root / SPANS, s["_line"], f"span's sentence {key[0]} {key[1]} is not in {SENTENCES}")
+                why = f"span's sentence {key[0]} {key[1]} is not in {SENTENCES}"
+                report.skip(root / SPANS, s["_line"], why)
         return {"all": records}
 
     def split(self, records: list[dict], report: Report) -> dict[str, list[dict]]:

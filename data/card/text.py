@@ -319,6 +319,10 @@ class _Parser:
                 block = []
         if block:
             paras.append(block)
+        # A missing blank line shows up as a two-line block; name it before counting blocks.
+        for role, p in zip(HEADER_ROLES, paras[:-1]):
+            if len(p) != 1:
+                raise self.err(p[1][0], f"expected a blank line after the {role} line")
         if len(paras) != 6:
             ln = paras[6][0][0] if len(paras) > 6 else (paras[-1][-1][0] if paras else 1)
             raise self.err(
@@ -327,9 +331,6 @@ class _Parser:
                 "source, headline, summary, then language/locations/topics/organisations/people "
                 f"and the key questions with answers); found {len(paras)}",
             )
-        for role, p in zip(HEADER_ROLES, paras):
-            if len(p) != 1:
-                raise self.err(p[1][0], f"expected a blank line after the {role} line")
         (title,), (h1,), (source,), (h2,), (summary,), details = paras
         card["id"] = None
         card["title"] = _decode(title[1])
@@ -343,6 +344,8 @@ class _Parser:
                 details[-1][0], "the details block needs 5 lines: language, locations, topics, organisations, people"
             )
         card["language"] = _decode(details[0][1])
+        # The seed's line after the language names a place ("China"); whether the site means
+        # the article's places or the outlet's country is not said, so it is kept as tags.
         card["topics"] = _parse_topics(details[2][1])
         tags = {}
         for key, (ln, s) in zip(TAG_KEYS, (details[1], details[3], details[4])):
@@ -438,7 +441,7 @@ class _Parser:
         for ln, s in toks:
             head = _sdg_header(s)
             if head is not None:
-                goal, name, polarity = head
+                goal, name, polarity = head  # a seed-form name becomes the official short name
                 if name is None:
                     raise self.err(ln, "SDG without a name")
                 sdgs.append({"goal": goal, "name": name, "probability": 1.0, "polarity": polarity, "relevance": None})

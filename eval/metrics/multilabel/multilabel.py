@@ -10,11 +10,20 @@ Args:
     predictions: per-example list of C scores (probabilities), one per label.
     references: per-example list of C gold indicators (0/1).
     threshold: a score >= threshold counts as predicted (default 0.5).
+    backend: "sklearn" (default) or "numpy" (same numbers, fast for bootstrap resamples).
 Returns:
     micro_f1, macro_f1 (over all C labels, zero_division=0), f1 (per label),
     mAP: mean of per-label average precision over the labels with at least one
     positive reference (AP is undefined without positives), NaN if there is none.
 """
+
+
+def _ap(y, s):
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[ends]
+    return float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * tps / (ends + 1)))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
@@ -32,19 +41,27 @@ class Multilabel(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, threshold=0.5):
+    def _compute(self, predictions, references, threshold=0.5, backend="sklearn"):
         scores = np.asarray(predictions, dtype=float)
         y_true = np.asarray(references, dtype=int)
         y_pred = (scores >= threshold).astype(int)
         has_pos = y_true.sum(axis=0) > 0
-        if has_pos.any():
-            ap = average_precision_score(y_true[:, has_pos], scores[:, has_pos], average=None)
-            m_ap = float(np.mean(ap))
+        if backend == "numpy":
+            tp = (y_true & y_pred).sum(axis=0)
+            denom = y_true.sum(axis=0) + y_pred.sum(axis=0)
+            f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+            micro = 2 * tp.sum() / denom.sum() if denom.sum() else 0.0
+            macro = float(np.mean(f1))
+            aps = [_ap(y_true[:, j], scores[:, j]) for j in np.nonzero(has_pos)[0]]
+            m_ap = float(np.mean(aps)) if aps else float("nan")
+        elif backend == "sklearn":
+            f1 = f1_score(y_true, y_pred, average=None, zero_division=0)
+            micro = f1_score(y_true, y_pred, average="micro", zero_division=0)
+            macro = f1_score(y_true, y_pred, average="macro", zero_division=0)
+            if has_pos.any():
+                m_ap = float(np.mean(average_precision_score(y_true[:, has_pos], scores[:, has_pos], average=None)))
+            else:
+                m_ap = float("nan")
         else:
-            m_ap = float("nan")
-        return {
-            "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "f1": f1_score(y_true, y_pred, average=None, zero_division=0).tolist(),
-            "mAP": m_ap,
-        }
+            raise ValueError(f"backend {backend!r} is not 'sklearn' or 'numpy'")
+        return {"micro_f1": float(micro), "macro_f1": float(macro), "f1": np.asarray(f1).tolist(), "mAP": m_ap}

@@ -9,9 +9,22 @@ _KWARGS = """
 Args:
     predictions: score (e.g. probability) of the positive class.
     references: gold labels, 0 or 1.
+    backend: "sklearn" (default) or "numpy" (the same step-wise sum, fast for resamples).
 Returns:
-    pr_auc; NaN when there is no positive reference (undefined).
+    pr_auc = sum_n (R_n - R_{n-1}) P_n over the distinct score thresholds;
+    NaN when there is no positive reference (undefined).
 """
+
+
+def average_precision(y_true, scores):
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], y_true[order]
+    # the last position of each run of tied scores is one threshold
+    ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[ends]
+    precision = tps / (ends + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
@@ -26,8 +39,13 @@ class PrAuc(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions, references, backend="sklearn"):
         y_true = np.asarray(references)
+        scores = np.asarray(predictions, dtype=float)
         if not (y_true == 1).any():
             return {"pr_auc": float("nan")}
-        return {"pr_auc": float(average_precision_score(y_true, np.asarray(predictions, dtype=float)))}
+        if backend == "numpy":
+            return {"pr_auc": average_precision((y_true == 1).astype(int), scores)}
+        if backend != "sklearn":
+            raise ValueError(f"backend {backend!r} is not 'sklearn' or 'numpy'")
+        return {"pr_auc": float(average_precision_score(y_true, scores))}

@@ -1,0 +1,346 @@
+"""report.md and report.html (jinja2 templates in eval/templates) with PNG plots beside them."""
+from __future__ import annotations
+
+import html
+import json
+import math
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .tasks import LOWER_IS_BETTER, PRIMARY, Outputs, confusion, reliability
+
+SYSTEM_NAMES = {
+    "model": "model",
+    "majority": "majority class",
+    "tfidf_lr": "TF-IDF + LR",
+    "lexicon": "train lexicon",
+}
+# metrics listed in the main table, by head type (per-class ones go to a details table)
+MAIN_METRICS = {
+    "binary": ["macro_f1", "accuracy", "roc_auc", "pr_auc", "ece"],
+    "multiclass": ["macro_f1", "accuracy", "ece"],
+    "multilabel": ["macro_f1", "micro_f1", "mAP"],
+    "ordinal": ["qwk", "mae", "spearman", "within1", "accuracy", "ece"],
+    "token": ["span_f1", "span_precision", "span_recall"],
+}
+
+
+def template_text(name: str) -> str:
+    return (resources.files("biascard.eval") / "templates" / name).read_text(encoding="utf-8")
+
+
+def load_anchors() -> list[dict]:
+    return json.loads(template_text("anchors.json"))["anchors"]
+
+
+def match_anchors(metrics: dict) -> list[dict]:
+    """Each published anchor with our numbers on the same dataset, head and metric (when scored)."""
+    out = []
+    for a in load_anchors():
+        task = f"{a['dataset']}/{a['head']}"
+        ours = {}
+        t = metrics.get("tasks", {}).get(task)
+        if t:
+            for system, s in t["systems"].items():
+                if a["metric"] in s["metrics"]:
+                    ours[system] = s["metrics"][a["metric"]]
+        cv = {}
+        for name, res in (metrics.get("cv") or {}).get("results", {}).items():
+            if name == task:
+                for system, s in res["systems"].items():
+                    m = s["pooled"].get(a["metric"])
+                    if m:
+                        cv[system] = {"pooled": m, "fold_mean": s["fold_mean"].get(a["metric"]),
+                                      "fold_sd": s["fold_sd"].get(a["metric"])}
+        out.append({**a, "task": task, "ours": ours, "cv": cv})
+    return out
+
+
+# ------------------------------------------------------------------------ format
+
+
+def fmt(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def ci(m: dict | None, digits: int = 3) -> str:
+    if not m:
+        return "–"
+    if m.get("lo") is None or not math.isfinite(m.get("lo", float("nan"))):
+        return fmt(m.get("value"), digits)
+    return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]"
+
+
+def slug(task: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in task.replace("/", "__"))
+
+
+# ------------------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_summary(metrics: dict, path: Path) -> bool:
+    """The primary metric of every task and system, with its 95% CI."""
+    tasks = list(metrics["tasks"].items())
+    if not tasks:
+        return False
+    plt = _plt()
+    systems = [s for s in ("model", "majority", "tfidf_lr", "lexicon") if any(s in t["systems"] for _, t in tasks)]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(tasks) * max(1, len(systems)) / 1.6 + 1.4))
+    height = 0.8 / max(1, len(systems))
+    for j, s in enumerate(systems):
+        ys, xs, lo, hi = [], [], [], []
+        for i, (task, t) in enumerate(tasks):
+            m = t["systems"].get(s, {}).get("metrics", {}).get(t["primary"])
+            if not m or m["value"] is None or not math.isfinite(m["value"]):
+                continue
+            ys.append(i + j * height)
+            xs.append(m["value"])
+            lo.append(m["value"] - (m["lo"] if m["lo"] is not None and math.isfinite(m["lo"]) else m["value"]))
+            hi.append((m["hi"] if m["hi"] is not None and math.isfinite(m["hi"]) else m["value"]) - m["value"])
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], capsize=2, label=SYSTEM_NAMES.get(s, s))
+    ax.set_yticks([i + height * (len(systems) - 1) / 2 for i in range(len(tasks))])
+    ax.set_yticklabels([f"{task}\n({t['primary']})" for task, t in tasks], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("primary metric (95% bootstrap CI)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_confusion(out: Outputs, path: Path) -> bool:
+    m = confusion(out)
+    if m is None:
+        return False
+    plt = _plt()
+    k = m.shape[0]
+    names = out.labels if out.type != "binary" or len(out.labels) == 2 else ["0", "1"]
+    size = min(9.0, 2.5 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(m, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(f"{out.task}: confusion matrix (model)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_reliability(outs: dict[str, Outputs], path: Path, n_bins: int) -> bool:
+    curves = {s: reliability(o, n_bins) for s, o in outs.items() if s in ("model", "tfidf_lr")}
+    curves = {s: r for s, r in curves.items() if r is not None}
+    if not curves:
+        return False
+    plt = _plt()
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(4.8, 5.2), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    for s, r in curves.items():
+        b = r["bins"]
+        conf, acc = np.asarray(b["confidence"], float), np.asarray(b["accuracy"], float)
+        ok = np.isfinite(conf)
+        ax.plot(conf[ok], acc[ok], "o-", ms=3, label=f"{SYSTEM_NAMES.get(s, s)} (ECE {r['ece']:.3f})")
+        edges = np.asarray(b["edges"])
+        axh.bar(edges[:-1], b["count"], width=np.diff(edges), align="edge", alpha=0.5, label=SYSTEM_NAMES.get(s, s))
+    ax.set_ylabel("accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    task = next(iter(outs.values())).task
+    ax.set_title(f"{task}: reliability (top-label confidence)", fontsize=9)
+    axh.set_xlabel("confidence")
+    axh.set_ylabel("count")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_cv(cv: dict, path: Path) -> bool:
+    results = cv.get("results") or {}
+    if not results:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.6 * len(results) * 2))
+    row = 0
+    labels = []
+    for task, res in results.items():
+        for s, v in res["systems"].items():
+            vals = [f["metrics"].get(res["primary"]) for f in v["folds"]]
+            vals = [x for x in vals if x is not None and math.isfinite(x)]
+            ax.plot(vals, [row] * len(vals), "o", alpha=0.6)
+            pooled = v["pooled"].get(res["primary"])
+            if pooled:
+                ax.errorbar([pooled["value"]], [row], xerr=[[pooled["value"] - pooled["lo"]], [pooled["hi"] - pooled["value"]]],
+                            fmt="k|", capsize=3)
+            labels.append(f"{task} · {SYSTEM_NAMES.get(s, s)}")
+            row += 1
+    ax.set_yticks(range(row))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("primary metric per fold (dots); pooled out-of-fold with 95% CI (bar)")
+    ax.set_title(f"{cv['folds']}-fold cross-validation on {cv['dataset']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ------------------------------------------------------------------------ render
+
+
+def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
+    tasks = []
+    for task, t in metrics["tasks"].items():
+        systems = list(t["systems"])
+        rows = []
+        for name in MAIN_METRICS[t["type"]]:
+            cells = [t["systems"][s]["metrics"].get(name) for s in systems]
+            if any(cells):
+                rows.append({"metric": name + (" (lower is better)" if name in LOWER_IS_BETTER else ""),
+                             "primary": name == t["primary"], "cells": [ci(m) for m in cells]})
+        per_class = []
+        prefixes = ("precision/", "recall/", "f1/")
+        names = [k for k in t["systems"][systems[0]]["metrics"] if k.startswith(prefixes)] if systems else []
+        for name in names:
+            per_class.append({"metric": name, "cells": [ci(t["systems"][s]["metrics"].get(name)) for s in systems]})
+        groups = []
+        for field, gs in (t.get("groups") or {}).items():
+            for g, e in gs.items():
+                m = e.get("metrics") or {}
+                groups.append({"field": field, "group": g, "n": e["n"], "primary": ci(m.get(t["primary"])),
+                               "accuracy": ci(m.get("accuracy")) if "accuracy" in m else "–"})
+        info = {s: v.get("info") for s, v in t["systems"].items() if v.get("info")}
+        tasks.append({
+            "task": task, "slug": slug(task), "type": t["type"], "n": t["n"], "n_train": t.get("n_train"),
+            "primary": t["primary"], "systems": [SYSTEM_NAMES.get(s, s) for s in systems], "rows": rows,
+            "per_class": per_class, "groups": groups, "plots": plots.get(task, {}), "info": info,
+            "labels": t["labels"], "gold_distribution": t.get("gold_distribution"),
+        })
+    anchors = []
+    for a in metrics.get("anchors") or []:
+        anchors.append({
+            **a,
+            "ours_text": "; ".join(f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()) or "not scored in this run",
+            "cv_text": "; ".join(
+                f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
+                for s, v in a["cv"].items()),
+        })
+    by_head = []
+    for head, ds in (metrics.get("by_head") or {}).items():
+        for d, task in ds.items():
+            t = metrics["tasks"][task]
+            by_head.append({"head": head, "dataset": d, "n": t["n"], "primary": t["primary"],
+                            "cells": {s: ci(v["metrics"].get(t["primary"])) for s, v in t["systems"].items()}})
+    cv = None
+    if metrics.get("cv"):
+        c = metrics["cv"]
+        rows = []
+        for task, res in c["results"].items():
+            for s, v in res["systems"].items():
+                for name in MAIN_METRICS[res["type"]][:3]:
+                    if name in v["pooled"]:
+                        rows.append({"task": task, "system": SYSTEM_NAMES.get(s, s), "metric": name,
+                                     "mean": fmt(v["fold_mean"].get(name)), "sd": fmt(v["fold_sd"].get(name)),
+                                     "pooled": ci(v["pooled"].get(name)),
+                                     "folds": ", ".join(fmt(f["metrics"].get(name)) for f in v["folds"])})
+        cv = {**c, "rows": rows, "plot": plots.get("__cv__")}
+    cards = None
+    if sample_cards is not None:
+        from biascard.data.card import render_text
+
+        cards = {"note": sample_cards.get("note"), "items": []}
+        for i, item in enumerate(sample_cards.get("cards") or []):
+            try:
+                text = render_text(item["card"])
+            except Exception as e:  # noqa: BLE001 - a card the text layout rejects is shown as JSON
+                text = f"(render_text failed: {e})\n" + json.dumps(item["card"], indent=1)
+            cards["items"].append({**item, "text": text, "file": item.get("file")})
+    return {
+        "m": metrics, "tasks": tasks, "anchors": anchors, "by_head": by_head, "cv": cv, "cards": cards,
+        "summary_plot": plots.get("__summary__"), "system_names": SYSTEM_NAMES,
+    }
+
+
+def write_report(
+    metrics: dict,
+    outputs_all: dict[str, dict[str, Outputs]],
+    out_dir: Path,
+    *,
+    plots: bool = True,
+    sample_cards: dict | None = None,
+    ece_bins: int = 15,
+) -> dict[str, Path]:
+    """Write plots/, cards/, report.md and report.html into out_dir; return their paths.
+
+    `sample_cards`: {"cards": [{"record": {...}, "card": card_dict}], "note": str | None}
+    or None (not asked for). Cards are rendered with biascard.data.card.render_html.
+    """
+    import jinja2
+
+    out_dir = Path(out_dir)
+    plot_paths: dict = {}
+    if plots:
+        (out_dir / "plots").mkdir(exist_ok=True)
+        if plot_summary(metrics, out_dir / "plots" / "summary.png"):
+            plot_paths["__summary__"] = "plots/summary.png"
+        for task, outs in outputs_all.items():
+            mine: dict[str, str] = {}
+            s = slug(task)
+            if "model" in outs and plot_confusion(outs["model"], out_dir / "plots" / f"confusion_{s}.png"):
+                mine["confusion"] = f"plots/confusion_{s}.png"
+            if plot_reliability(outs, out_dir / "plots" / f"reliability_{s}.png", ece_bins):
+                mine["reliability"] = f"plots/reliability_{s}.png"
+            plot_paths[task] = mine
+            if task in metrics["tasks"]:
+                metrics["tasks"][task]["plots"] = mine
+        if metrics.get("cv") and plot_cv(metrics["cv"], out_dir / "plots" / "cv.png"):
+            plot_paths["__cv__"] = "plots/cv.png"
+    if sample_cards is not None and sample_cards.get("cards"):
+        from biascard.data.card import render_html
+
+        (out_dir / "cards").mkdir(exist_ok=True)
+        for i, item in enumerate(sample_cards["cards"]):
+            name = f"cards/card_{i + 1}.html"
+            try:
+                (out_dir / name).write_text(render_html(item["card"]), encoding="utf-8")
+                item["file"] = name
+            except Exception as e:  # noqa: BLE001 - an invalid card is a finding, shown in the report
+                item["error"] = f"{type(e).__name__}: {e}"
+    metrics["sample_cards"] = None if sample_cards is None else {
+        "note": sample_cards.get("note"),
+        "ids": [c["record"]["id"] for c in sample_cards.get("cards") or []],
+    }
+    view = _view(metrics, plot_paths, sample_cards)
+    env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["ci"] = ci
+    env.filters["fmt"] = fmt
+    env.filters["e"] = lambda s: html.escape(str(s))
+    md = env.from_string(template_text("report.md.j2")).render(**view)
+    page = env.from_string(template_text("report.html.j2")).render(**view)
+    (out_dir / "report.md").write_text(md, encoding="utf-8")
+    (out_dir / "report.html").write_text(page, encoding="utf-8")
+    return {"md": out_dir / "report.md", "html": out_dir / "report.html"}
