@@ -13,6 +13,9 @@ from .adapters import ADAPTERS
 from .errors import DataError, Report
 from .records import HEADS
 
+# Per-shard progress bars from save/load would drown the bad-row report.
+datasets.disable_progress_bars()
+
 
 def get_adapter(name: str):
     try:
@@ -67,7 +70,7 @@ def head_stats(dsd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]
     """{head: {split: {label: count}}} for every head the dataset feeds."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for split, ds in dsd.items():
-        labels = ds["labels"]
+        labels = list(ds["labels"])  # a lazy Column in datasets 5: decode once, not once per head
         for head, (kind, _) in HEADS.items():
             counts: Counter = Counter()
             for row in labels:

@@ -300,11 +300,15 @@ class Composer:
             for rec, p, om in sent_out["tokens"]:
                 words_of.setdefault(rec, []).append((p, om))
 
+        from biascard.data.card import validate
+
         cards, pos = [], 0
         for i, a in enumerate(articles):
             idx = list(range(pos, pos + len(sentences[i])))
             pos += len(sentences[i])
-            cards.append(self._card(a, i, sentences[i], idx, sent_out, doc_out, words_of))
+            card = self._card(a, i, sentences[i], idx, sent_out, doc_out, words_of)
+            validate(card)  # a card off the schema is a bug here: fail loudly, never serve it
+            cards.append(card)
         return cards
 
     def _concept_probs(self, plan: dict, sent_out, idx: list[int]) -> np.ndarray:

@@ -410,8 +410,9 @@ def test_cli_card_formats_and_default_model(tiny_model, tmp_path, monkeypatch, c
     assert r.returncode == 0, r.stderr
     assert f"using model {Path('outputs/train/runs/r1/model')}" in r.stderr
     validate(json.loads(r.stdout))
+    (tmp_path / "empty.txt").write_text(" \n")
     r = _run(["card", "--model", str(tiny_model), str(tmp_path / "empty.txt")], tmp_path, monkeypatch, capsys)
-    assert r.returncode == 2 and "empty.txt" in r.stderr
+    assert r.returncode == 2 and "empty.txt: text is empty" in r.stderr
 
 
 def test_cli_archive(tiny_model, tmp_path, monkeypatch, capsys):

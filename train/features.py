@@ -193,8 +193,9 @@ def encode(
         return_overflowing_tokens=True,
         return_offsets_mapping=need_offsets,
         return_special_tokens_mask=bool(token_heads),
-        return_tensors="pt",
+        return_tensors="np",  # torch.tensor on nested lists is slower than from_numpy
     )
+    enc = {k: torch.from_numpy(v.astype("int64", copy=False)) for k, v in enc.items()}
     doc_index = enc["overflow_to_sample_mapping"].long()
     if max_chunks is not None:
         if max_chunks < 1:

@@ -1,0 +1,227 @@
+"""k-fold cross-validation on one dataset (BABE's published protocol), baselines and optionally the model.
+
+All splits of the dataset are pooled and cut into k folds by the adapter's own fold helper
+(BABE: `babe_folds`, stratified by label and grouped by article; GVFC: `cv_folds`), else by
+StratifiedGroupKFold over the record groups. Fold f is the test fold, fold f+1 (mod k)
+the validation fold (tfidf_lr's C, the model's early stopping), the rest the train folds.
+Per system: the metrics of each fold, their mean and SD, and the pooled out-of-fold
+predictions scored once with a bootstrap CI.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .baselines import label_set, labeled, run_baselines
+from .tasks import PRIMARY, TYPES, Outputs, score, score_with_ci
+
+
+def fold_assignment(name: str, records: list[dict], k: int, seed: int | None) -> tuple[list[int | None], str]:
+    """Fold index per record (None: not in any fold), and a sentence saying how it was made."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"biascard.data.adapters.{name}")
+    except ImportError:
+        mod = None
+    kw = {} if seed is None else {"seed": int(seed)}
+    if name == "babe" and hasattr(mod, "babe_folds"):
+        return list(mod.babe_folds(records, k=k, **kw)), (
+            "folds from biascard.data.adapters.babe.babe_folds: stratified by language_bias, "
+            "grouped by article link and identical text")
+    if hasattr(mod, "cv_folds"):
+        return list(mod.cv_folds(records, k=k, **kw)), f"folds from biascard.data.adapters.{name}.cv_folds"
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from biascard.data.splits import _merge_groups_by_text
+
+    groups = _merge_groups_by_text(records)
+    heads = getattr(getattr(importlib.import_module("biascard.data.adapters"), "ADAPTERS").get(name), "heads", ())
+    y = [str(r["labels"].get(heads[0])) if heads else "0" for r in records]
+    folds = np.zeros(len(records), dtype=int)
+    skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=0 if seed is None else int(seed))
+    for i, (_, held) in enumerate(skf.split(np.arange(len(records)), y, groups)):
+        folds[held] = i
+    return folds.tolist(), f"folds from StratifiedGroupKFold (stratified by {heads[0] if heads else '-'}, grouped by record group)"
+
+
+def _concat(parts: list[Outputs]) -> Outputs:
+    first = parts[0]
+    if first.type == "token":
+        gold = [g for p in parts for g in p.gold]
+        prob = None
+    else:
+        gold = np.concatenate([p.gold for p in parts])
+        prob = np.concatenate([p.prob for p in parts])
+    return dataclasses.replace(
+        first,
+        ids=[i for p in parts for i in p.ids],
+        dataset=[d for p in parts for d in p.dataset],
+        outlet=[o for p in parts for o in p.outlet],
+        gold=gold,
+        prob=prob,
+        spans=[s for p in parts for s in p.spans] if first.type == "token" else None,
+        info={},
+    )
+
+
+def _align(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    """Columns of `prob` (labels `have`) reordered to `want`; labels the model lacks get 0."""
+    if prob.ndim == 1 or list(have) == list(want):
+        return prob
+    out = np.zeros((prob.shape[0], len(want)))
+    for j, label in enumerate(have):
+        if label in want:
+            out[:, want.index(label)] = prob[:, j]
+    return out
+
+
+@contextlib.contextmanager
+def _fold_data(name: str, dsd):
+    """Make `biascard.data.prepare.prepare(name)` return this fold's DatasetDict.
+
+    The training loop loads data by dataset name; this is the narrowest seam to hand it one
+    fold without a second code path in training.
+    """
+    import biascard.data.prepare as prep
+
+    original = prep.prepare
+
+    def prepare(n, *a, **kw):
+        return dsd if n == name else original(n, *a, **kw)
+
+    prep.prepare = prepare
+    try:
+        yield
+    finally:
+        prep.prepare = original
+
+
+def train_fold(name: str, dsd, fold_dir: Path, overrides: list[str]) -> Path:
+    """Train on one fold with the training entry (Hydra compose of configs/train.yaml); return the model dir."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from biascard.train.loop import MODEL_DIR, train
+
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    # logger=none first so the caller's overrides can still choose another logger
+    ov = ["logger=none", f"data={name}", *overrides, f"data.datasets=[{name}]", f"paths.output_dir={fold_dir}"]
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose(config_name="train", overrides=ov)
+    else:
+        with initialize_config_module(config_module="biascard.configs", version_base="1.3"):
+            cfg = compose(config_name="train", overrides=ov)
+    with _fold_data(name, dsd):
+        train(cfg)
+    return fold_dir / MODEL_DIR
+
+
+def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
+    import datasets
+
+    from biascard.data.records import FEATURES, HEADS
+
+    from .predict import predict_records
+    from .runner import load_dataset_dict, model_outputs
+
+    cv = c["cv"]
+    name, k = str(cv["dataset"]), int(cv["folds"])
+    dsd = load_dataset_dict(name, c, notes)
+    records = [r for split in ("train", "validation", "test") if split in dsd for r in dsd[split].to_list()]
+    folds, how = fold_assignment(name, records, k, cv.get("seed"))
+    cap = c.get("max_examples")
+    systems = [s for s in (c.get("systems") or ["majority", "tfidf_lr"]) if s != "model"]
+    if cv.get("train_model"):
+        systems = ["model", *systems]
+    heads = [h for h in HEADS if HEADS[h][0] in TYPES and any(r["labels"][h] is not None for r in records)]
+    b = c["bootstrap"]
+    per_fold: dict[str, dict[str, list[Outputs]]] = {h: {} for h in heads}
+    fold_sizes = []
+    for f in range(k):
+        val_f = (f + 1) % k
+        test = [r for r, g in zip(records, folds) if g == f]
+        val = [r for r, g in zip(records, folds) if g == val_f]
+        train = [r for r, g in zip(records, folds) if g is not None and g not in (f, val_f)]
+        if cap:
+            # a smoke-test knob: fewer train records per fold (the test fold stays whole)
+            train = [train[i] for i in sorted(np.random.default_rng(f).permutation(len(train))[: int(cap)])]
+        fold_sizes.append({"train": len(train), "validation": len(val), "test": len(test)})
+        model = tokenizer = None
+        if "model" in systems:
+            from biascard.train.modeling import load_model_dir
+
+            fold_dsd = datasets.DatasetDict({
+                "train": datasets.Dataset.from_list(train, features=FEATURES),
+                "validation": datasets.Dataset.from_list(val, features=FEATURES),
+                "test": datasets.Dataset.from_list(test, features=FEATURES),
+            })
+            model_dir = train_fold(name, fold_dsd, out_dir / "cv" / f"fold_{f}", list(cv.get("train_overrides") or []))
+            model, tokenizer = load_model_dir(model_dir)
+        for h in heads:
+            kind = HEADS[h][0]
+            tr, va, te = labeled(train, h), labeled(val, h), labeled(test, h)
+            if not tr or not te:
+                continue
+            # one label list over all folds, so the out-of-fold predictions can be pooled
+            labels = label_set(kind, labeled(records, h), head=h)
+            task = f"{name}/{h}"
+            outs: dict[str, Outputs] = {}
+            if model is not None and h in model.head_specs:
+                spec = model.head_specs[h]
+                got = predict_records(model, tokenizer, te, [h], batch_size=int(c["predict"]["batch_size"]),
+                                      max_chunks=c["predict"].get("max_chunks"))[h]
+                if got["prob"] is not None:
+                    got = {"prob": _align(got["prob"], list(spec.labels), labels), "spans": None}
+                outs["model"] = model_outputs(task, h, kind, labels, len(labels), te, got, spec.span_label)
+            base = [s for s in systems if s != "model"]
+            if base:
+                outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,
+                                          c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"]))
+            for s, o in outs.items():
+                per_fold[h].setdefault(s, []).append(o)
+        print(f"[cv] {name} fold {f + 1}/{k}: train {len(train)}, validation {len(val)}, test {len(test)}", flush=True)
+
+    results = {}
+    for h, by_system in per_fold.items():
+        if not by_system:
+            continue
+        kind = HEADS[h][0]
+        task = f"{name}/{h}"
+        res = {"type": kind, "primary": PRIMARY[kind], "systems": {}}
+        for s, parts in by_system.items():
+            fold_metrics = [{"fold": i, "n": len(o), "metrics": score(o, ece_bins=int(c["ece_bins"])),
+                             "info": dict(o.info)} for i, o in enumerate(parts)]
+            keys = fold_metrics[0]["metrics"].keys()
+            vals = {m: np.array([fm["metrics"].get(m, np.nan) for fm in fold_metrics], dtype=float) for m in keys}
+            pooled = score_with_ci(_concat(parts), n_boot=int(b["n_boot"]), seed=int(b["seed"]), ci=float(b["ci"]),
+                                   ece_bins=int(c["ece_bins"]))
+            res["systems"][s] = {
+                "folds": fold_metrics,
+                "fold_mean": {m: float(np.nanmean(v)) if np.isfinite(v).any() else None for m, v in vals.items()},
+                "fold_sd": {m: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else None for m, v in vals.items()},
+                "pooled": pooled,
+            }
+        results[task] = res
+        print(f"[cv] {task}: " + ", ".join(
+            f"{s} {res['primary']} fold mean {v['fold_mean'][res['primary']]:.3f} ± {v['fold_sd'][res['primary']] or 0:.3f}"
+            for s, v in res["systems"].items()), flush=True)
+    return {
+        "dataset": name,
+        "folds": k,
+        "fold_sizes": fold_sizes,
+        "protocol": (
+            f"{k}-fold cross-validation over all {len(records)} records of {name} ({how}). Fold f is tested, "
+            f"fold f+1 (mod {k}) is the validation fold (tfidf_lr's C; the model's early stopping), the rest is "
+            "trained on. Reported: mean ± SD of the per-fold metrics, and the pooled out-of-fold predictions "
+            "scored once with a bootstrap CI."
+            + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
+            + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
+        ),
+        "systems": systems,
+        "results": results,
+    }
