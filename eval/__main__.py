@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int | None:
         from .compare import main as compare_main
 
         return compare_main(argv[1:])
+    from . import runner
+
+    runner.COMMAND = " ".join(["biascard-eval", *argv])
     sys.argv = [sys.argv[0]] + rewrite_overrides(argv)
     _run()
     return 0

@@ -120,8 +120,15 @@ def _fit_predict(kind: str, labels: list[str], x_train, y, x_test, c: float) -> 
     return prob[:, 1] if kind == "binary" else prob
 
 
-def tfidf_lr(task, head, kind, labels, train, test, span_label=None, *, validation=None, c_grid=(1.0,), multilabel_c=1.0) -> Outputs:
-    """Fit on train; C is the grid value with the best validation primary metric (ties: the smaller C)."""
+def tfidf_lr(
+    task, head, kind, labels, train, test, span_label=None, *, validation=None, c_grid=(1.0,), multilabel_c=1.0,
+    refit: bool = False,
+) -> Outputs:
+    """Fit on train; C is the grid value with the best validation primary metric (ties: the smaller C).
+
+    `refit`: after picking C, fit again on train + validation (k-fold CV, where the
+    published protocol trains on all k-1 folds).
+    """
     if kind == "token":
         return lexicon(task, head, kind, labels, train, test, span_label)
     from .tasks import PRIMARY, score
@@ -147,9 +154,15 @@ def tfidf_lr(task, head, kind, labels, train, test, span_label=None, *, validati
         note = f"C picked on validation from {grid}"
     elif len(grid) > 1:
         chosen, note = 1.0 if 1.0 in grid else grid[0], "no validation split: default C"
+    if refit and validation:
+        train = train + validation
+        y = encode_gold(train, head, kind, labels, span_label)
+        vec = _vectorizer()
+        x_train = vec.fit_transform([r["text"] for r in train])
+        note += "; refit on train + validation"
     prob = _fit_predict(kind, labels, x_train, y, vec.transform([r["text"] for r in test]), chosen)
     out = _frame(task, head, kind, labels, test, gold, prob=prob)
-    out.info = {"C": chosen, "how": note}
+    out.info = {"C": chosen, "how": note, "n_fit": len(train)}
     return out
 
 
@@ -170,7 +183,9 @@ def lexicon(task, head, kind, labels, train, test, span_label=None, min_count: i
     spans = [
         merge_spans([m.span() for m in _WORD.finditer(r["text"]) if m.group().lower() in lex], r["text"]) for r in test
     ]
-    return _frame(task, head, kind, labels, test, encode_gold(test, head, kind, labels, span_label), spans=spans)
+    out = _frame(task, head, kind, labels, test, encode_gold(test, head, kind, labels, span_label), spans=spans)
+    out.info = {"lexicon_size": len(lex)}
+    return out
 
 
 BASELINES = {"majority": majority, "tfidf_lr": tfidf_lr}
@@ -189,6 +204,7 @@ def run_baselines(
     systems=SYSTEMS,
     c_grid=(0.3, 1.0, 3.0, 10.0),
     multilabel_c: float = 1.0,
+    refit: bool = False,
 ) -> dict[str, Outputs]:
     """{system: Outputs} for the labeled records of `head` (records with a null label are left out).
 
@@ -205,7 +221,7 @@ def run_baselines(
         name = "lexicon" if (kind == "token" and name == "tfidf_lr") else name
         if name == "tfidf_lr":
             out[name] = tfidf_lr(task, head, kind, labels, train, test, span_label,
-                                 validation=validation, c_grid=c_grid, multilabel_c=multilabel_c)
+                                 validation=validation, c_grid=c_grid, multilabel_c=multilabel_c, refit=refit)
         elif name == "lexicon":
             out[name] = lexicon(task, head, kind, labels, train, test, span_label)
         else:

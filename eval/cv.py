@@ -181,7 +181,8 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
             base = [s for s in systems if s != "model"]
             if base:
                 outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,
-                                          c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"]))
+                                          c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"],
+                                          refit=bool(cv.get("refit_baselines", True))))
             for s, o in outs.items():
                 per_fold[h].setdefault(s, []).append(o)
         print(f"[cv] {name} fold {f + 1}/{k}: train {len(train)}, validation {len(val)}, test {len(test)}", flush=True)
@@ -216,8 +217,11 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
         "fold_sizes": fold_sizes,
         "protocol": (
             f"{k}-fold cross-validation over all {len(records)} records of {name} ({how}). Fold f is tested, "
-            f"fold f+1 (mod {k}) is the validation fold (tfidf_lr's C; the model's early stopping), the rest is "
-            "trained on. Reported: mean ± SD of the per-fold metrics, and the pooled out-of-fold predictions "
+            f"fold f+1 (mod {k}) is the validation fold (tfidf_lr's C; the model's early stopping), the other "
+            f"{k - 2} folds are trained on"
+            + (f"; tfidf_lr is then refit on all {k - 1} non-test folds, as in the published k-fold protocol"
+               if cv.get("refit_baselines", True) else "")
+            + ". Reported: mean ± SD of the per-fold metrics, and the pooled out-of-fold predictions "
             "scored once with a bootstrap CI."
             + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
             + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")

@@ -244,7 +244,11 @@ def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
     for a in metrics.get("anchors") or []:
         anchors.append({
             **a,
+            "ours_items": [f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()] or ["not scored in this run"],
             "ours_text": "; ".join(f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()) or "not scored in this run",
+            "cv_items": [
+                f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
+                for s, v in a["cv"].items()],
             "cv_text": "; ".join(
                 f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
                 for s, v in a["cv"].items()),

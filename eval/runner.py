@@ -21,6 +21,8 @@ from .predict import predict_records
 from .tasks import PRIMARY, TYPES, Outputs, dumps, merge_spans, score_with_ci
 
 SYSTEM_ORDER = ("model", "majority", "tfidf_lr", "lexicon")
+# the command line as typed (set by __main__ before Hydra rewrites sys.argv)
+COMMAND: str | None = None
 
 
 def _plain(cfg) -> dict:
@@ -169,7 +171,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
         "split": c.get("split", "test"),
         "bootstrap": c["bootstrap"],
         "config": {k: v for k, v in c.items() if k != "paths"},
-        "command": " ".join(sys.argv),
+        "command": COMMAND or " ".join(sys.argv),
         "notes": notes,
         "tasks": {},
     }

@@ -44,7 +44,9 @@ def _optional_str(obj: dict, key: str, where: str, max_chars: int) -> str | None
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and key == "id":
         return str(value)  # numeric ids from JSONL files are common and unambiguous
-    if isinstance(value, str) and len(value) > max_chars:
+    if not isinstance(value, str):
+        raise InputError(f"{key} must be a string, got {type(value).__name__}", f"{where}{key}")
+    if len(value) > max_chars:
         raise InputError(f"{key} is longer than {max_chars} characters", f"{where}{key}", 413)
     return value
 

@@ -1,0 +1,156 @@
+"""`biascard-eval compare RUN_A RUN_B`: metric deltas between two eval runs, with significance.
+
+With predictions.jsonl in both runs, deltas get a paired bootstrap: the same resampled
+examples (matched by id) score both runs, and a delta is significant when its 95% CI
+excludes 0. Without predictions, the runs' own CIs are compared: significant only when
+they do not overlap (conservative).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .bootstrap import paired_bootstrap
+from .report import MAIN_METRICS, fmt
+from .tasks import LOWER_IS_BETTER, Outputs, dumps, score
+
+
+def load_run(run: str | Path) -> tuple[dict, dict[tuple[str, str], list[dict]] | None]:
+    run = Path(run)
+    if (run / "metrics.json").is_file():
+        pass
+    elif run.name == "metrics.json" and run.is_file():
+        run = run.parent
+    else:
+        raise FileNotFoundError(f"{run}: no metrics.json (pass an eval run dir)")
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    pred_file = run / "predictions.jsonl"
+    if not pred_file.is_file():
+        return metrics, None
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    with open(pred_file, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                rows[(r["task"], r["system"])].append(r)
+            except (json.JSONDecodeError, KeyError) as e:
+                raise ValueError(f"{pred_file}:{n}: not a prediction row ({e})") from None
+    return metrics, rows
+
+
+def _outputs(metrics: dict, rows, task: str, system: str) -> Outputs | None:
+    t = metrics["tasks"].get(task)
+    if rows is None or t is None or (task, system) not in rows:
+        return None
+    meta = t.get("meta") or {"head": t["head"], "type": t["type"], "labels": t["labels"]}
+    return Outputs.from_rows(task, meta, rows[(task, system)])
+
+
+def _paired(oa: Outputs, ob: Outputs, n_boot: int, seed: int, ece_bins: int) -> tuple[dict, int] | None:
+    if oa.type != ob.type or list(oa.labels) != list(ob.labels):
+        return None
+    ids_b = {i: k for k, i in enumerate(ob.ids)}
+    common = [(k, ids_b[i]) for k, i in enumerate(oa.ids) if i in ids_b]
+    if not common:
+        return None
+    ia, ib = [a for a, _ in common], [b for _, b in common]
+    a, b = oa.subset(ia), ob.subset(ib)
+    same_gold = all(x == y for x, y in zip(a.gold, b.gold)) if a.type == "token" else np.array_equal(a.gold, b.gold)
+    if not same_gold:
+        raise ValueError(f"{oa.task}: the two runs disagree on the gold labels of the same ids")
+    res = paired_bootstrap(
+        lambda idx: score(a, idx, ece_bins=ece_bins, fast=True),
+        lambda idx: score(b, idx, ece_bins=ece_bins, fast=True),
+        len(common), n_boot=n_boot, seed=seed,
+    )
+    return res, len(common)
+
+
+def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None, n_boot: int = 1000,
+            seed: int = 0, ece_bins: int = 15) -> dict:
+    """{task: {metric: {a, b, delta, lo, hi, significant, better, method}}} for the tasks in both runs."""
+    b_system = b_system or system
+    ma, ra = load_run(run_a)
+    mb, rb = load_run(run_b)
+    out: dict = {"a": str(run_a), "b": str(run_b), "system_a": system, "system_b": b_system, "n_boot": n_boot, "tasks": {}}
+    for task in [t for t in ma["tasks"] if t in mb["tasks"]]:
+        ta, tb = ma["tasks"][task], mb["tasks"][task]
+        if system not in ta["systems"] or b_system not in tb["systems"]:
+            continue
+        wanted = MAIN_METRICS.get(ta["type"], [])
+        paired = None
+        oa, ob = _outputs(ma, ra, task, system), _outputs(mb, rb, task, b_system)
+        if oa is not None and ob is not None:
+            paired = _paired(oa, ob, n_boot, seed, ece_bins)
+        rows = {}
+        for name in wanted:
+            if paired is not None and name in paired[0]:
+                d = paired[0][name]
+                row = {**{k: d[k] for k in ("a", "b", "delta", "lo", "hi", "p", "significant")},
+                       "method": f"paired bootstrap (n={paired[1]})"}
+            else:
+                ca = ta["systems"][system]["metrics"].get(name)
+                cb = tb["systems"][b_system]["metrics"].get(name)
+                if not ca or not cb or ca.get("value") is None or cb.get("value") is None:
+                    continue
+                overlap = not (ca["hi"] is not None and cb["lo"] is not None and ca["hi"] < cb["lo"]) and \
+                    not (cb["hi"] is not None and ca["lo"] is not None and cb["hi"] < ca["lo"])
+                row = {"a": ca["value"], "b": cb["value"], "delta": cb["value"] - ca["value"], "lo": None, "hi": None,
+                       "p": None, "significant": not overlap, "method": "CI overlap (no paired predictions)"}
+            if row["significant"] and row["delta"] is not None and math.isfinite(row["delta"]) and row["delta"] != 0:
+                b_better = (row["delta"] < 0) if name in LOWER_IS_BETTER else (row["delta"] > 0)
+                row["better"] = "B" if b_better else "A"
+            else:
+                row["better"] = None
+            rows[name] = row
+        out["tasks"][task] = rows
+    return out
+
+
+def to_markdown(res: dict) -> str:
+    lines = [
+        f"A = {res['a']} ({res['system_a']}), B = {res['b']} ({res['system_b']})",
+        "`*` marks a delta whose 95% CI excludes 0 (paired bootstrap over the same examples), or, "
+        "without saved predictions, CIs that do not overlap.",
+        "",
+        "| task | metric | A | B | B − A | 95% CI of delta | p | significant | better |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, rows in res["tasks"].items():
+        for name, r in rows.items():
+            ci = f"[{fmt(r['lo'])}, {fmt(r['hi'])}]" if r["lo"] is not None else "–"
+            lines.append(
+                f"| {task} | {name} | {fmt(r['a'])} | {fmt(r['b'])} | {r['delta']:+.3f} | {ci} | "
+                f"{fmt(r['p'])} | {'*' if r['significant'] else ''} | {r['better'] or ''} |"
+            )
+    if not res["tasks"]:
+        lines.append("| (no task in both runs) | | | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="biascard-eval compare", description=__doc__.splitlines()[0])
+    ap.add_argument("run_a", help="eval run dir (with metrics.json, predictions.jsonl)")
+    ap.add_argument("run_b")
+    ap.add_argument("--system", default="model", help="system of run A to compare (model, majority, tfidf_lr, lexicon)")
+    ap.add_argument("--b-system", default=None, help="system of run B (default: --system)")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="also write compare.md and compare.json into this dir")
+    args = ap.parse_args(argv)
+    res = compare(args.run_a, args.run_b, system=args.system, b_system=args.b_system, n_boot=args.n_boot, seed=args.seed)
+    md = to_markdown(res)
+    print(md, end="")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(md, encoding="utf-8")
+        (out / "compare.json").write_text(dumps(res), encoding="utf-8")
+    return 0
