@@ -24,7 +24,7 @@ def _interval(values: np.ndarray, ci: float) -> tuple[float, float, int]:
 
 
 def bootstrap(fn: ScoreFn, n: int, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> dict[str, dict]:
-    """{metric: {value, lo, hi, n_boot}} with a percentile CI from `n_boot` resamples of n examples.
+    """{metric: {value, lo, hi, n_boot, point_outside}}: a percentile CI from `n_boot` resamples of n examples.
 
     Resamples where a metric is undefined (NaN, e.g. ROC-AUC on one class) are left out of
     its interval; `n_boot` says how many counted.
@@ -40,8 +40,18 @@ def bootstrap(fn: ScoreFn, n: int, *, n_boot: int = 1000, seed: int = 0, ci: flo
     out = {}
     for k, v in point.items():
         lo, hi, used = _interval(np.asarray(draws[k], dtype=float), ci)
-        out[k] = {"value": float(v), "lo": lo, "hi": hi, "n_boot": used}
+        out[k] = {"value": float(v), "lo": lo, "hi": hi, "n_boot": used, "point_outside": outside(float(v), lo, hi)}
     return out
+
+
+def outside(value: float, lo: float, hi: float) -> bool:
+    """True when the point estimate is outside its percentile interval.
+
+    That happens for metrics that are biased under resampling: ECE grows on resamples
+    (duplicates), and mAP averages over fewer labels when a rare label drops out. The
+    interval is still reported, flagged, rather than widened or hidden.
+    """
+    return bool(np.isfinite(lo) and np.isfinite(value) and not (lo - 1e-12 <= value <= hi + 1e-12))
 
 
 def paired_bootstrap(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,34 @@ def _align(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
     return out
 
 
+def _training_view(train: list[dict], val: list[dict], heads: list[str]) -> tuple[list[dict], list[dict]]:
+    """The fold as the training run sees it: only the evaluated heads keep labels, and
+    validation values unseen in the train folds are dropped (training takes its label sets
+    from train and rejects unknown validation values; they only steer early stopping)."""
+    from biascard.data.records import HEADS
+
+    seen: dict[str, set] = {h: set() for h in heads}
+    for r in train:
+        for h in heads:
+            v = r["labels"][h]
+            if v is not None and HEADS[h][0] in ("multiclass", "multilabel"):
+                seen[h].update(v if isinstance(v, list) else [v])
+
+    def view(r: dict, is_val: bool) -> dict:
+        labels = {}
+        for h, v in r["labels"].items():
+            if h not in heads:
+                v = None
+            elif is_val and v is not None and HEADS[h][0] == "multiclass" and v not in seen[h]:
+                v = None
+            elif is_val and v is not None and HEADS[h][0] == "multilabel":
+                v = [x for x in v if x in seen[h]]
+            labels[h] = v
+        return {**r, "labels": labels}
+
+    return [view(r, False) for r in train], [view(r, True) for r in val]
+
+
 @contextlib.contextmanager
 def _fold_data(name: str, dsd):
     """Make `biascard.data.prepare.prepare(name)` return this fold's DatasetDict.
@@ -118,6 +147,8 @@ def train_fold(name: str, dsd, fold_dir: Path, overrides: list[str]) -> Path:
             cfg = compose(config_name="train", overrides=ov)
     with _fold_data(name, dsd):
         train(cfg)
+    # the fold's model/ is all evaluation needs; resumable checkpoints would only fill the disk
+    shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
     return fold_dir / MODEL_DIR
 
 
@@ -131,6 +162,8 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
 
     cv = c["cv"]
     name, k = str(cv["dataset"]), int(cv["folds"])
+    if k < 3:
+        raise ValueError(f"cv.folds={k}: need at least 3 (one test fold, one validation fold, >= 1 train fold)")
     dsd = load_dataset_dict(name, c, notes)
     records = [r for split in ("train", "validation", "test") if split in dsd for r in dsd[split].to_list()]
     folds, how = fold_assignment(name, records, k, cv.get("seed"))
@@ -139,6 +172,12 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
     if cv.get("train_model"):
         systems = ["model", *systems]
     heads = [h for h in HEADS if HEADS[h][0] in TYPES and any(r["labels"][h] is not None for r in records)]
+    if cv.get("heads"):
+        wanted = [str(h) for h in cv["heads"]]
+        missing = [h for h in wanted if h not in heads]
+        if missing:
+            raise ValueError(f"cv.heads: {missing} are not labeled in {name} (labeled: {heads})")
+        heads = wanted
     b = c["bootstrap"]
     per_fold: dict[str, dict[str, list[Outputs]]] = {h: {} for h in heads}
     fold_sizes = []
@@ -155,9 +194,10 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
         if "model" in systems:
             from biascard.train.modeling import load_model_dir
 
+            tr_model, va_model = _training_view(train, val, heads)
             fold_dsd = datasets.DatasetDict({
-                "train": datasets.Dataset.from_list(train, features=FEATURES),
-                "validation": datasets.Dataset.from_list(val, features=FEATURES),
+                "train": datasets.Dataset.from_list(tr_model, features=FEATURES),
+                "validation": datasets.Dataset.from_list(va_model, features=FEATURES),
                 "test": datasets.Dataset.from_list(test, features=FEATURES),
             })
             model_dir = train_fold(name, fold_dsd, out_dir / "cv" / f"fold_{f}", list(cv.get("train_overrides") or []))

@@ -21,7 +21,7 @@ SYSTEM_NAMES = {
 MAIN_METRICS = {
     "binary": ["macro_f1", "accuracy", "roc_auc", "pr_auc", "ece"],
     "multiclass": ["macro_f1", "accuracy", "ece"],
-    "multilabel": ["macro_f1", "micro_f1", "mAP"],
+    "multilabel": ["macro_f1", "micro_f1", "mAP", "top1_accuracy"],
     "ordinal": ["qwk", "mae", "spearman", "within1", "accuracy", "ece"],
     "token": ["span_f1", "span_precision", "span_recall"],
 }
@@ -72,7 +72,8 @@ def ci(m: dict | None, digits: int = 3) -> str:
         return "–"
     if m.get("lo") is None or not math.isfinite(m.get("lo", float("nan"))):
         return fmt(m.get("value"), digits)
-    return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]"
+    mark = "†" if m.get("point_outside") else ""
+    return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]{mark}"
 
 
 def slug(task: str) -> str:

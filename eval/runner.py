@@ -180,7 +180,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
 
         metrics["cv"] = run_cv(c, out_dir, notes)
         if not model_dir:
-            return _finish(metrics, {}, c, out_dir, None)
+            return write_run(metrics, {}, c, out_dir, None)
 
     model = tokenizer = None
     if "model" in systems:
@@ -284,7 +284,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
             print(f"[eval] {task}: n={len(recs)} " + ", ".join(
                 f"{s} {PRIMARY[kind]}={v['metrics'][PRIMARY[kind]]['value']:.3f}" for s, v in entry["systems"].items()),
                 flush=True)
-    return _finish(metrics, outputs_all, c, out_dir, model_dir)
+    return write_run(metrics, outputs_all, c, out_dir, model_dir)
 
 
 def _by_head(metrics: dict) -> dict:
@@ -295,7 +295,8 @@ def _by_head(metrics: dict) -> dict:
     return {h: d for h, d in heads.items() if len(d) > 1}
 
 
-def _finish(metrics: dict, outputs_all: dict[str, dict[str, Outputs]], c: dict, out_dir: Path, model_dir) -> dict:
+def write_run(metrics: dict, outputs_all: dict[str, dict[str, Outputs]], c: dict, out_dir: Path, model_dir) -> dict:
+    """Write predictions.jsonl, the report (plots, sample cards) and metrics.json of a run."""
     from . import report
 
     metrics["by_head"] = _by_head(metrics)

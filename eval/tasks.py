@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .bootstrap import bootstrap
+from .bootstrap import bootstrap, outside
 from .metrics import load_metric
 
 TYPES = ("binary", "multiclass", "multilabel", "ordinal", "token")
@@ -170,7 +170,7 @@ def score(out: Outputs, idx: np.ndarray | None = None, *, ece_bins: int = 15, fa
         res["ece"] = float(run("ece", predictions=probs, references=o.gold, n_bins=ece_bins)["ece"])
     elif o.type == "multilabel":
         m = run("multilabel", predictions=o.prob, references=o.gold)
-        res.update({"micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"], "mAP": m["mAP"]})
+        res.update({k2: m[k2] for k2 in ("micro_f1", "macro_f1", "mAP", "top1_accuracy")})
         res.update(_named("f1", m["f1"], o.labels))
     elif o.type == "token":
         m = run("span_f1", predictions=o.spans, references=o.gold)
@@ -189,6 +189,7 @@ def score_with_ci(out: Outputs, *, n_boot: int, seed: int, ci: float = 0.95, ece
         if not (np.isnan(v) and np.isnan(other)) and not abs(v - other) <= 1e-9:
             raise RuntimeError(f"{out.task}: {k} is {v} with scikit-learn but {other} with the numpy backend")
         res[k]["value"] = v
+        res[k]["point_outside"] = outside(v, res[k]["lo"], res[k]["hi"])
     return res
 
 

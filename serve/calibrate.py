@@ -29,8 +29,10 @@ from .compose import CALIBRATION_FILE, CONCEPTS, Composer, merge, serve_defaults
 from .sentences import split_sentences
 
 
-def articles_from_split(records, pseudo_size: int, cap: int, seed: int) -> list[list[str]]:
-    """Sentence lists: article records split into sentences, sentence records grouped."""
+def articles_from_split(records, pseudo_size: int, cap: int, seed: int, min_sentences: int = 5) -> list[list[str]]:
+    """Sentence lists: article records split into sentences, sentence records grouped by
+    doc_id (groups under `min_sentences` join the pseudo-articles: a 1-2 sentence "article"
+    only has shares of 0, 0.5 or 1)."""
     articles: list[list[str]] = []
     by_doc: dict[str, list[str]] = defaultdict(list)
     loose: list[str] = []
@@ -44,7 +46,11 @@ def articles_from_split(records, pseudo_size: int, cap: int, seed: int) -> list[
             by_doc[r["doc_id"]].append(text)
         elif text.strip():
             loose.append(text)
-    articles += [v for _, v in sorted(by_doc.items())]
+    for _, sents in sorted(by_doc.items()):
+        if len(sents) >= min_sentences:
+            articles.append(sents)
+        else:
+            loose += sents
     rng = random.Random(seed)
     rng.shuffle(loose)  # data files are often sorted by label; pseudo-articles should mix
     size = max(1, int(pseudo_size))
@@ -101,7 +107,7 @@ def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, outpu
         if cal["split"] not in dsd:
             raise ValueError(f"dataset {name!r} has no split {cal['split']!r}")
         arts = articles_from_split(dsd[cal["split"]], cal["pseudo_article_sentences"],
-                                   cal["max_articles_per_dataset"], cal["seed"])
+                                   cal["max_articles_per_dataset"], cal["seed"], cal.get("min_article_sentences", 5))
         counts[name] = len(arts)
         articles += arts
         log(f"{name}: {len(arts)} {cal['split']} articles, {sum(map(len, arts))} sentences")

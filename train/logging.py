@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import sys
 import time
 from datetime import datetime, timezone
@@ -144,7 +145,8 @@ class RunLogger:
         id_file = self.output_dir / WANDB_ID_FILE
         if run_id is None and id_file.is_file():
             run_id = id_file.read_text().strip() or None
-        run_id = run_id or wandb.util.generate_id()
+        # secrets, not random: drawing from the seeded RNGs would change the run
+        run_id = run_id or secrets.token_hex(4)
         wdir = Path(cfg.get("dir") or self.output_dir)
         wdir.mkdir(parents=True, exist_ok=True)
         self._wandb = wandb.init(

@@ -15,6 +15,8 @@ Returns:
     micro_f1, macro_f1 (over all C labels, zero_division=0), f1 (per label),
     mAP: mean of per-label average precision over the labels with at least one
     positive reference (AP is undefined without positives), NaN if there is none.
+    top1_accuracy: share of examples whose highest-scoring label is a gold label (for
+    data with one gold label per example, the accuracy of an argmax decision).
 """
 
 
@@ -64,4 +66,6 @@ class Multilabel(evaluate.Metric):
                 m_ap = float("nan")
         else:
             raise ValueError(f"backend {backend!r} is not 'sklearn' or 'numpy'")
-        return {"micro_f1": float(micro), "macro_f1": float(macro), "f1": np.asarray(f1).tolist(), "mAP": m_ap}
+        top1 = float(np.mean(y_true[np.arange(len(y_true)), scores.argmax(axis=1)] == 1)) if len(y_true) else float("nan")
+        return {"micro_f1": float(micro), "macro_f1": float(macro), "f1": np.asarray(f1).tolist(), "mAP": m_ap,
+                "top1_accuracy": top1}

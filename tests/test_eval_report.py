@@ -1,0 +1,172 @@
+"""End to end: a debug=smoke model, `biascard-eval` on it, the report in headless Chromium,
+`compare` on two runs, and k-fold CV with a model trained per fold."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biascard.eval.compare import compare, to_markdown
+from biascard.eval.runner import score_systems, write_run
+from biascard.eval.screenshot import chromium_path, screenshot
+from biascard.eval.tasks import Outputs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory, cache_dir, shared_dir) -> Path:
+    """A model trained by `biascard-train debug=smoke` (tiny random encoder, seconds)."""
+    run = tmp_path_factory.mktemp("smoke-train")
+    _run(["-m", "biascard.train", "debug=smoke", "logger=none", f"hydra.run.dir={run}"], cwd=run)
+    assert (run / "model" / "model.safetensors").is_file()
+    return run / "model"
+
+
+@pytest.fixture(scope="module")
+def eval_run(smoke_model, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval-run")
+    _run(["-m", "biascard.eval", f"model={smoke_model}", "max_examples=120", "bootstrap.n_boot=100",
+          "baselines.c_grid=[1.0]", "report.sample_cards=2", f"hydra.run.dir={out}"], cwd=out)
+    return out
+
+
+def test_eval_writes_metrics_with_cis_and_predictions(eval_run, smoke_model):
+    for name in ("metrics.json", "predictions.jsonl", "report.md", "report.html"):
+        assert (eval_run / name).is_file(), name
+    m = json.loads((eval_run / "metrics.json").read_text())
+    assert m["datasets"] == ["babe", "gvfc"]  # the model's training.json
+    assert set(m["tasks"]) == {"babe/language_bias", "babe/biased_words", "babe/topic", "gvfc/gvfc_frame"}
+    checked = 0
+    for task, t in m["tasks"].items():
+        assert set(t["systems"]) >= {"model", "majority"}, task
+        for system, s in t["systems"].items():
+            for name, v in s["metrics"].items():
+                assert {"value", "lo", "hi", "n_boot"} <= set(v), (task, system, name)
+                if v["lo"] is not None:
+                    inside = v["lo"] - 1e-9 <= v["value"] <= v["hi"] + 1e-9
+                    assert inside != v["point_outside"], (task, system, name, v)
+                    # only metrics that are biased under resampling may leave their interval
+                    assert inside or name in ("ece", "mAP"), (task, system, name, v)
+                    checked += 1
+    assert checked > 50
+    lb = m["tasks"]["babe/language_bias"]
+    assert lb["n"] <= 120 and {"roc_auc", "pr_auc", "ece", "macro_f1"} <= set(lb["systems"]["model"]["metrics"])
+    assert "outlet" in lb["groups"] and lb["groups"]["outlet"]
+    assert any("max_examples" in n or "subset" in n for n in m["notes"])
+    rows = [json.loads(x) for x in (eval_run / "predictions.jsonl").read_text().splitlines()]
+    expected = sum(t["n"] * len(t["systems"]) for t in m["tasks"].values())
+    assert len(rows) == expected
+    # the model's predictions in the file re-score to the reported number
+    lb_rows = [r for r in rows if r["task"] == "babe/language_bias" and r["system"] == "model"]
+    acc = np.mean([r["pred"] == r["gold"] for r in lb_rows])
+    assert acc == pytest.approx(lb["systems"]["model"]["metrics"]["accuracy"]["value"])
+
+
+def test_report_html_shows_its_plots_in_chromium(eval_run, tmp_path):
+    if chromium_path() is None:
+        pytest.fail("Chromium is missing: `make browser` (apt-get install chromium) installs it")
+    html = (eval_run / "report.html").read_text()
+    pngs = sorted(p.relative_to(eval_run).as_posix() for p in (eval_run / "plots").glob("*.png"))
+    # summary + a confusion matrix and a reliability diagram per classification task
+    assert "plots/summary.png" in pngs and len(pngs) >= 5
+    res = screenshot(eval_run / "report.html", tmp_path / "report.png")
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    srcs = [i["src"] for i in res["images"]]
+    assert sorted(srcs) == pngs
+    assert all(i["width"] > 0 for i in res["images"]), res["broken"]
+    m = json.loads((eval_run / "metrics.json").read_text())
+    cards = m["sample_cards"]
+    if cards["note"]:  # the composer could not run: the report must say so
+        assert cards["note"] in html
+    else:
+        assert len(cards["ids"]) == 2 and res["frames"] == 2
+        assert len(list((eval_run / "cards").glob("*.html"))) == 2
+    for a in ("0.804", "0.814", "0.588", "Spinde", "Krieger", "Jin"):
+        assert a in html
+
+
+def test_screenshot_script_fails_on_a_broken_image(tmp_path):
+    if chromium_path() is None:
+        pytest.fail("Chromium is missing: `make browser` installs it")
+    page = tmp_path / "p.html"
+    page.write_text('<html><body><img src="missing.png"></body></html>')
+    proc = subprocess.run([sys.executable, "-m", "biascard.eval.screenshot", str(page), str(tmp_path / "p.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "1 broken" in proc.stdout
+
+
+def _fake_run(path: Path, quality: float, seed: int = 0) -> Path:
+    """An eval run dir of one binary task whose 'model' is right on `quality` of 500 examples."""
+    rng = np.random.default_rng(seed)
+    n = 500
+    gold = np.random.default_rng(99).integers(0, 2, n)  # the same gold in every fake run
+    right = rng.random(n) < quality
+    prob = np.clip(np.where(right, gold, 1 - gold) * 0.7 + rng.random(n) * 0.3, 0, 1)
+    out = Outputs(task="fake/language_bias", head="language_bias", type="binary", labels=["0", "1"],
+                  ids=[f"r{i}" for i in range(n)], dataset=["fake"] * n, outlet=[None] * n, gold=gold, prob=prob)
+    c = {"bootstrap": {"n_boot": 200, "seed": 0, "ci": 0.95}, "ece_bins": 10, "report": {"sample_cards": 0, "plots": False}}
+    metrics = {"created": "test", "model_dir": None, "split": "test", "bootstrap": c["bootstrap"], "config": {},
+               "command": "test", "notes": [], "datasets": ["fake"], "datasets_from": "test",
+               "tasks": {out.task: {"dataset": "fake", "head": "language_bias", "type": "binary", "labels": ["0", "1"],
+                                    "n": n, "n_train": 0, "primary": "macro_f1",
+                                    "systems": score_systems({"model": out}, c)}}}
+    path.mkdir(parents=True)
+    write_run(metrics, {out.task: {"model": out}}, c, path, None)
+    return path
+
+
+def test_compare_marks_clear_differences_only(tmp_path):
+    weak, strong = _fake_run(tmp_path / "weak", 0.6, seed=1), _fake_run(tmp_path / "strong", 0.9, seed=2)
+    res = compare(weak, strong, n_boot=300)
+    rows = res["tasks"]["fake/language_bias"]
+    assert rows["macro_f1"]["significant"] and rows["macro_f1"]["better"] == "B"
+    assert rows["macro_f1"]["lo"] > 0 and rows["macro_f1"]["method"].startswith("paired bootstrap")
+    assert rows["accuracy"]["delta"] == pytest.approx(rows["accuracy"]["b"] - rows["accuracy"]["a"])
+    same = compare(weak, weak, n_boot=100)["tasks"]["fake/language_bias"]
+    assert not any(r["significant"] for r in same.values())
+    md = to_markdown(res)
+    assert "| fake/language_bias | macro_f1 |" in md and "| * | B |" in md
+    # without saved predictions the CIs are compared instead
+    (strong / "predictions.jsonl").unlink()
+    unpaired = compare(weak, strong, n_boot=100)["tasks"]["fake/language_bias"]["macro_f1"]
+    assert unpaired["method"].startswith("CI overlap") and unpaired["significant"]
+
+
+def test_compare_command_line(tmp_path):
+    a, b = _fake_run(tmp_path / "a", 0.9, seed=3), _fake_run(tmp_path / "b", 0.6, seed=4)
+    proc = _run(["-m", "biascard.eval", "compare", str(a), str(b), "--n-boot", "100", "--out", str(tmp_path / "cmp")],
+                cwd=tmp_path)
+    assert "| fake/language_bias | macro_f1 |" in proc.stdout and "| * | A |" in proc.stdout
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["tasks"]["fake/language_bias"]["macro_f1"]["better"] == "A"
+
+
+def test_cv_trains_the_model_per_fold(smoke_model, tmp_path, cache_dir):
+    """BABE k-fold CV with a debug=smoke model trained on each fold, beside the baselines."""
+    _run(["-m", "biascard.eval", "cv.folds=3", "cv.dataset=babe", "cv.train_model=true",
+          "cv.train_overrides=['debug=smoke']", "cv.heads=[language_bias]", "max_examples=150",
+          "bootstrap.n_boot=50", "baselines.c_grid=[1.0]", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    res = m["cv"]["results"]["babe/language_bias"]
+    assert set(res["systems"]) == {"model", "majority", "tfidf_lr"}
+    from biascard.data.prepare import prepare
+
+    dsd = prepare("babe")
+    n_labeled = sum(1 for s in dsd for lab in dsd[s]["labels"] if lab["language_bias"] is not None)
+    for system, v in res["systems"].items():
+        assert len(v["folds"]) == 3
+        assert sum(f["n"] for f in v["folds"]) == n_labeled, system
+    for f in range(3):
+        assert (tmp_path / "cv" / f"fold_{f}" / "model" / "model.safetensors").is_file()
+    assert "3-fold cross-validation" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "plots" / "cv.png").is_file()
