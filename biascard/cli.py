@@ -19,6 +19,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("card", "predict"): ("biascard.serve.cli", "card"),
     ("predict",): ("biascard.serve.cli", "predict"),
     ("archive",): ("biascard.serve.cli", "archive"),
+    ("calibrate",): ("biascard.serve.cli", "calibrate"),
 }
 
 HELP = {
@@ -26,6 +27,7 @@ HELP = {
     "card": "parse or render a card file, or write the card for an article",
     "predict": "write a card for every line of a JSONL file",
     "archive": "pack a model dir into a TorchServe-layout archive",
+    "calibrate": "fit the composer's score cut points on validation data",
 }
 
 

@@ -85,6 +85,9 @@ def fit(composer: Composer, articles: list[list[str]], quantiles: list[float], b
             "n_articles": int(vals.size),
             "summary": {"min": float(vals.min()), "median": float(np.median(vals)), "max": float(vals.max())},
         }
+        if len(set(cuts)) < 4:
+            # e.g. every validation sentence above the threshold: ties leave some scores unreachable
+            out[concept]["degenerate"] = True
         if plan["mode"] == "document":
             out[concept]["note"] = f"the model has {plan['document_head']}; these cut points apply only if it is dropped"
     return out
@@ -126,6 +129,10 @@ def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, outpu
     path = Path(output) if output else Path(model_dir) / CALIBRATION_FILE
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     log(f"wrote {path}: cut points for {', '.join(concepts) or 'no concept (the model has no sentence heads)'}")
+    for name, entry in concepts.items():
+        if entry.get("degenerate"):
+            log(f"warning: {name}: tied cut points {entry['cut_points']} (the statistic barely varies on "
+                f"validation data: {entry['summary']}); some scores cannot be reached")
     return result
 
 

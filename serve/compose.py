@@ -1,4 +1,4 @@
-"""Compose a bias card from a multi-head model's outputs for one article.
+"""Compose bias cards from a multi-head model's outputs, for a batch of articles at once.
 
 Per batch of articles the model runs twice, whatever the number of articles:
   1. one forward over every sentence of every article (all sentence heads + the token head);
@@ -163,7 +163,8 @@ class Composer:
         self.plan = {c: self._plan_concept(c) for c in CONCEPTS}
         token_head = self.settings.get("token_head")
         self.token_head = token_head if token_head in self.specs and self.specs[token_head].is_token else None
-        used = {h["head"] for p in self.plan.values() if p["mode"] == "derived" for h in p["heads"]}
+        # sentence heads feed derived scores and the evidence of document-head scores alike
+        used = {h["head"] for p in self.plan.values() for h in p["heads"]}
         self.sentence_heads = sorted(used)
         self.need_sentences = bool(self.sentence_heads)
 
@@ -223,6 +224,8 @@ class Composer:
             cuts = check_cut_points(cuts, f"composer.concepts.{concept}")
         elif cal is not None:
             cuts, source = cal["cut_points"], "calibrated"
+            if len(set(cuts)) < 4:
+                source = "degenerate"
             statistic = cal["statistic"]
             threshold = float(cal.get("threshold", threshold))
             top_k = int(cal.get("top_k", top_k))
@@ -387,6 +390,8 @@ class Composer:
                 }[plan["statistic"]]
                 source = {
                     "calibrated": "cut points calibrated on validation quantiles (composer.json)",
+                    "degenerate": "cut points calibrated on validation quantiles (composer.json), tied because "
+                                  "the statistic barely varied there, so some scores cannot occur",
                     "configured": "configured cut points",
                     "default": "default cut points, not calibrated",
                 }[plan["cut_source"]]
@@ -396,8 +401,14 @@ class Composer:
                     f"{source} {[round(c, 4) for c in plan['cut_points']]}."
                 )
         else:
-            wanted = ", ".join(dict.fromkeys(w for w in plan["wanted"] if w))
-            entry["explanation"] = f"Not estimated: the model has none of the heads {wanted}."
+            wanted = [w for w in dict.fromkeys(plan["wanted"]) if w]
+            missing = [w for w in wanted if w not in self.specs]
+            present = [w for w in wanted if w in self.specs]
+            entry["explanation"] = "Not estimated: the model has no " + " or ".join(missing) + " head"
+            if present:  # e.g. gvfc_frame names a frame but no label says "framed" vs "not"
+                entry["explanation"] += (f"; {', '.join(present)} cannot score it as configured "
+                                         "(composer.concepts: type, level or positive_labels)")
+            entry["explanation"] += "."
         return entry
 
     def _card(self, a: Article, i: int, sents, idx, sent_out, doc_out, words_of) -> dict:

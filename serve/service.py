@@ -57,10 +57,11 @@ class ModelService:
         return {
             "modelName": self.name,
             "modelVersion": self.version,
-            "modelUrl": str(self.path),
+            "modelUrl": self.path.name,  # the file name only: no server paths in responses
             "heads": self.heads,
             "calibrated": sorted(
-                c for c, p in self.composer.plan.items() if p["mode"] == "derived" and p["cut_source"] == "calibrated"
+                c for c, p in self.composer.plan.items()
+                if p["mode"] == "derived" and p["cut_source"] in ("calibrated", "degenerate")
             ),
         }
 

@@ -34,7 +34,7 @@ def test_two_process_cpu_launch(smoke_inputs, tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     rows = read_metrics(run_dir / "metrics.jsonl")
     messages = [x["message"] for x in rows if x["split"] == "log"]
-    assert any("2 process(es)" in m for m in messages)
+    assert any("2 process(es) on cpu" in m and "(gloo)" in m for m in messages)
     # only the main process writes: one line per step, one per evaluation
     assert [x["step"] for x in rows if x["split"] == "train"] == list(range(1, 9))
     assert [x["step"] for x in rows if x["split"] == "val"] == [3, 6, 8]

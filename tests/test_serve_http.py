@@ -23,6 +23,8 @@ from test_serve_support import (  # noqa: F401 - fixtures
     tiny_model,
 )
 
+pytestmark = pytest.mark.slow  # a live server (and Chromium)
+
 MAX_BODY = 20_000
 MAX_CHARS = 5_000
 

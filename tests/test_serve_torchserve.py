@@ -7,7 +7,6 @@ worker socket (.ts.sock.9000) are ours alone; the Java PID is stopped at the end
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -24,6 +23,7 @@ from biascard.data.card import validate
 from test_serve_support import ARTICLE, LiveServer, close_cards, free_port, server_cfg, tiny_archive, tiny_model  # noqa: F401
 
 BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow  # a Java frontend and a Python worker
 
 
 def _wait(url: str, seconds: float, proc: subprocess.Popen, log: Path) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -136,6 +135,29 @@ def test_model_without_concept_heads_has_null_scores(tmp_path):
     assert all(c["score"] is None and c["evidence"] == [] for c in card["cognitive_concepts"])
     assert card["sdgs"] == [] and card["political_leaning"] is None and len(card["topics"]) == 2
     assert torch.get_num_threads() >= 1
+
+
+def test_document_head_score_keeps_sentence_evidence(tmp_path):
+    """Only document-level scores and no token head: the sentence pass still runs for evidence."""
+    import torch
+
+    from biascard.serve.compose import Composer
+    from biascard.train.heads import HeadSpec
+    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
+    from biascard.train.tiny import make_tiny_encoder
+
+    enc = make_tiny_encoder(tmp_path / "enc")
+    heads = {"card_language_bias": HeadSpec("card_language_bias", "ordinal", "document", ["1", "2", "3", "4", "5"]),
+             "language_bias": HeadSpec("language_bias", "binary", "sentence", ["0", "1"])}
+    model = BiasCardModel.from_encoder(enc, heads, max_length=32, stride=8)
+    with torch.no_grad():
+        model.heads["language_bias"].proj.bias.fill_(4.0)
+    save_model_dir(model, load_tokenizer(enc), tmp_path / "m")
+    (card,) = Composer.from_model_dir(tmp_path / "m").compose([Article(text=ARTICLE)])
+    validate(card)
+    lang = _concept(card, "language_bias")
+    assert lang["distribution"] is not None and len(lang["evidence"]) == 3
+    assert all("words" not in ev for ev in lang["evidence"])  # no token head: no word list
 
 
 def test_calibration_fit_and_load(tiny_model, tmp_path):

@@ -274,3 +274,29 @@ def test_early_stopping_stops_after_patience(smoke_inputs, tmp_path):
 def test_unlabeled_heads_fail_when_dropping_is_off(smoke_inputs, tmp_path):
     with pytest.raises(ValueError, match="no labels in the train splits"):
         _run_in_process(tmp_path, "data.drop_unlabeled_heads=false")
+
+
+def test_optuna_sweep_runs_trials_and_maximizes_the_metric(smoke_inputs, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    r = subprocess.run(
+        [sys.executable, "-m", "biascard.train", "hparams_search=optuna", "debug=smoke", "logger=none",
+         "hydra.sweeper.n_trials=2", "trainer.max_steps=3", f"paths.log_dir={tmp_path}"],
+        env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=600,
+    )
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in trials] == ["0", "1"]
+    # each trial returned its best val/macro_f1_mean; the study kept the larger
+    values = [max(x["val/macro_f1_mean"] for x in read_metrics(p / "metrics.jsonl") if x["split"] == "val")
+              for p in trials]
+    assert results["best_value"] == pytest.approx(max(values))
+    assert set(results["best_params"]) >= {"trainer.lr", "trainer.batch_size"}
+    assert not (trials[0] / "model").exists()  # sweeps skip the final model dir
+    assert "setup plugin alembic" not in r.stdout

@@ -106,14 +106,17 @@ class RunLogger:
         prefix = "" if level == "info" else f"{level.upper()}: "
         self._print(prefix + text)
 
-    def metrics(self, values: dict[str, Any], *, split: str, console: bool = False, **fields) -> None:
-        """One metrics line; wandb gets it too. `console` prints a summary (evaluations)."""
+    def metrics(self, values: dict[str, Any], *, split: str, console: bool | str = False, **fields) -> None:
+        """One metrics line; wandb gets it too. `console`: True prints every value, a string
+        prints that summary of them (evaluations)."""
         values = {k: _jsonable(v) for k, v in values.items()}
         self._write({**self._base(), "split": split, **fields, **values})
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in {**fields, **values}.items() if isinstance(v, (int, float))},
                             step=int(self.context.get("step", 0)))
-        if console:
+        if isinstance(console, str):
+            self._print(f"[{split} step {self.context.get('step')}] {console}")
+        elif console:
             shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
             self._print(f"[{split} step {self.context.get('step')}] {shown}")
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,6 @@ def load_data(cfg: DictConfig, log: RunLogger, accelerator) -> dict[str, dict[st
     if not names:
         raise ValueError("data.datasets is empty")
     train_caps, eval_caps = _caps(cfg.data.get("train_caps")), _caps(cfg.data.get("eval_caps"))
-    unknown = (set(train_caps) | set(eval_caps)) - set(names)
-    # caps may name datasets that are not selected (shared cap tables); that is fine
-    del unknown
     kwargs = {}
     if cfg.paths.get("data_dir"):
         kwargs["data_dir"] = Path(cfg.paths.data_dir)
@@ -130,7 +128,7 @@ def select_heads(cfg: DictConfig, data: dict, log: RunLogger):
     heads = load_heads(cfg.heads)
     labeled: set[str] = set()
     for parts in data.values():
-        for row in parts["train"].data.column("labels").to_pylist():
+        for row in parts["train"]["labels"]:  # the capped rows, not the table under select()
             labeled.update(k for k, v in row.items() if v is not None)
     missing = [h for h in heads if h not in labeled]
     if missing:
@@ -209,13 +207,26 @@ def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwar
     return metrics
 
 
+def _summary(metrics: dict, specs) -> str:
+    """The console line of an evaluation: the mean and each head's main number."""
+    from .evaluation import MAIN_METRIC
+
+    parts = [f"macro_f1_mean={metrics.get('val/macro_f1_mean', float('nan')):.4f}",
+             f"loss={metrics['val/loss']:.4f}"]
+    for name, spec in specs.items():
+        key = f"val/{name}/{MAIN_METRIC.get(spec.type) or 'mae'}"
+        if key in metrics:
+            parts.append(f"{name}={metrics[key]:.3f}")
+    return " ".join(parts)
+
+
 # ---------------------------------------------------------------- the loop
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the best evaluation's metrics (plus `best_step`)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     tr = cfg.trainer
     if tr.get("num_threads"):
@@ -225,7 +236,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cpu=bool(tr.get("cpu")),
         mixed_precision=mp,
         # heads without labels in a batch get no gradient
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=True),
+            # the other processes wait while the main one evaluates; CPU evals can be long
+            InitProcessGroupKwargs(timeout=timedelta(hours=2)),
+        ],
     )
     out_dir = _shared_output_dir(accelerator, str(cfg.paths.output_dir))
     log = RunLogger(out_dir, enabled=accelerator.is_main_process, progress=bool(cfg.logger.get("progress", True)))
@@ -257,8 +272,9 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
     if os.environ.get("BIASCARD_LAUNCH_NOTE"):
         log.message(os.environ["BIASCARD_LAUNCH_NOTE"])
     log.message(
-        f"run dir {out_dir}; {accelerator.num_processes} process(es) on {accelerator.device}, "
-        f"mixed precision {mp}, {torch.get_num_threads()} threads",
+        f"run dir {out_dir}; {accelerator.num_processes} process(es) on {accelerator.device}"
+        + (f" ({accelerator.state.backend})" if accelerator.num_processes > 1 else "")
+        + f", mixed precision {mp}, {torch.get_num_threads()} threads",
         output_dir=str(out_dir), num_processes=accelerator.num_processes, mixed_precision=mp,
     )
 
@@ -383,7 +399,7 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
                                {"step": state["step"], "metric": es_metric, "value": value, "metrics": metrics})
             else:
                 state["bad_evals"] += 1
-            log.metrics(metrics, split="val", console=True, best_value=state["best_value"],
+            log.metrics(metrics, split="val", console=_summary(metrics, specs), best_value=state["best_value"],
                         bad_evals=state["bad_evals"])
             box = [{k: state[k] for k in ("best_value", "best_step", "best_metrics", "bad_evals")}]
         broadcast_object_list(box, from_process=0)
@@ -395,12 +411,14 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
     batches = iter(sampler)
     window = defaultdict(float)
     window_n = defaultdict(int)
-    t_window, seen_window = time.time(), 0
+    # time spent in training steps only (tokenizing included; eval and checkpoints not)
+    busy, seen_window, window_steps = 0.0, 0, 0
     bar = log.progress(total_steps, initial=state["step"])
     stop = state.get("finished", False)
     if stop:
         log.message("this run had already finished; writing the model dir again")
     while not stop and state["step"] < total_steps:
+        t_step = time.time()
         for micro in range(accum):
             idx = next(batches)
             batch = encode([flat_train[i] for i in idx], tokenizer, specs, **encode_kwargs)
@@ -409,7 +427,13 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
             with ctx:
                 out = model(**batch)
                 accelerator.backward(out.loss / accum)
-            window["loss"] += out.loss.item() / accum
+            loss = out.loss.item()
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"step {state['step'] + 1}: loss is {loss} (heads {sorted(out.losses)}, "
+                    f"records {[flat_train[i]['id'] for i in idx][:8]}...)"
+                )
+            window["loss"] += loss / accum
             for head, value in out.losses.items():
                 window[f"loss/{head}"] += value.item()
                 window_n[head] += 1
@@ -419,6 +443,8 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        busy += time.time() - t_step
+        window_steps += 1
         state["step"] += 1
         state["epoch"] = sampler.epoch
         state["sampler"] = sampler.state_dict()
@@ -429,13 +455,12 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
         last = step >= total_steps
 
         if step % log_every == 0 or last:
-            n_steps = step % log_every or log_every
-            dt = time.time() - t_window
+            n_steps = window_steps  # fewer than log_every right after a resume
             values = {"loss": window["loss"] / n_steps, "lr": scheduler.get_last_lr()[0]}
             values.update({k: window[k] / window_n[k.split("/", 1)[1]] for k in window if k.startswith("loss/")})
             values.update({
-                "samples_per_s": seen_window * accelerator.num_processes / max(dt, 1e-9),
-                "step_time_s": dt / n_steps,
+                "samples_per_s": seen_window * accelerator.num_processes / max(busy, 1e-9),
+                "step_time_s": busy / n_steps,
                 "epoch_progress": sampler.position / len(sampler),
             })
             log.metrics(values, split="train")
@@ -443,7 +468,7 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
             window.clear()
             window_n.clear()
-            t_window, seen_window = time.time(), 0
+            busy, seen_window, window_steps = 0.0, 0, 0
 
         if (eval_every and step % eval_every == 0) or last:
             run_eval()

@@ -1,0 +1,132 @@
+"""The whole card (serve/compose.py) against the naive pipeline: one `transformers` pipeline
+per head, each its own MiniLM encoder pass, on the same ~600-word AllSides articles.
+
+Naive: per head an AutoModelForSequenceClassification (AutoModelForTokenClassification and a
+token-classification pipeline for the token head) on the MiniLM encoder with that head's
+number of labels; sentence heads run over every sentence (same splitter as the composer),
+document heads over "title\\n\\nbody" truncated to the tokenizer's 512 tokens. Pipelines run
+as shipped (batch_size 1) and, for reference, with batch_size=--naive-batch.
+Ours: the composer with the shipped settings, one article per call and all in one call.
+All variants run in interleaved rounds; cards/s are medians over rounds.
+
+  python bench/naive_pipeline.py [--model DIR] [--articles 4] [--rounds 3] [--naive-batch 16]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import _runtime  # noqa: E402
+
+
+def build_naive(specs: dict, encoder_dir: str):
+    """head -> (pipeline, level, call kwargs): one full model per head."""
+    from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                              AutoTokenizer, pipeline)
+
+    tok = AutoTokenizer.from_pretrained(encoder_dir)
+    out = {}
+    for name, spec in specs.items():
+        if spec.is_token:
+            model = AutoModelForTokenClassification.from_pretrained(encoder_dir, num_labels=2)
+            pipe = pipeline("token-classification", model=model, tokenizer=tok, device="cpu")
+            kwargs = {}
+        else:
+            problem = "multi_label_classification" if spec.type == "multilabel" else "single_label_classification"
+            model = AutoModelForSequenceClassification.from_pretrained(
+                encoder_dir, num_labels=max(2, spec.num_outputs), problem_type=problem)
+            pipe = pipeline("text-classification", model=model, tokenizer=tok, device="cpu")
+            kwargs = {"top_k": None, "truncation": True}
+            if spec.type == "multilabel":
+                kwargs["function_to_apply"] = "sigmoid"
+        model.eval()
+        out[name] = (pipe, spec.level, kwargs)
+    return out
+
+
+def naive_cards(naive: dict, arts: list[dict], batch_size: int) -> list[dict]:
+    from biascard.serve.sentences import split_sentences
+
+    cards = []
+    for a in arts:
+        sents = [s.text for s in split_sentences(a["text"])]
+        doc = f"{a['title']}\n\n{a['text']}" if a["title"] else a["text"]
+        card = {}
+        for name, (pipe, level, kwargs) in naive.items():
+            card[name] = pipe(sents if level == "sentence" else [doc], batch_size=batch_size, **kwargs)
+        cards.append(card)
+    return cards
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="a model dir (default: an untrained MiniLM model with the default heads)")
+    ap.add_argument("--articles", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--naive-batch", type=int, default=16, help="0 skips the batched naive variant")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    from biascard.train.modeling import load_model_dir, resolve_encoder
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # "newly initialized weights" x14 is expected here
+    torch.set_num_threads(args.threads)
+    with _common.report("naive_pipeline", argv, save=not args.no_save):
+        model_dir = Path(args.model) if args.model else _common.default_model_dir()
+        model, tok = load_model_dir(model_dir)
+        composer = _runtime.make_composer(model, tok)
+        print(f"model: {model_dir} ({len(composer.specs)} heads: "
+              f"{sum(s.level == 'sentence' for s in composer.specs.values())} sentence, "
+              f"{sum(s.level == 'document' for s in composer.specs.values())} document); composer runtime "
+              f"{getattr(composer, 'runtime', 'n/a')}; transformers {transformers.__version__}")
+        arts = _common.articles(args.articles)
+        objs = _common.article_objects(arts)
+        from biascard.serve.sentences import split_sentences
+
+        n_sent = sum(len(split_sentences(a["text"])) for a in arts)
+        print(f"articles: {len(arts)} AllSides test articles, {sum(len(a['text'].split()) for a in arts) / len(arts):.0f} "
+              f"words and {n_sent / len(arts):.1f} sentences on average")
+        enc = (model.config.encoder or {}).get("_name_or_path")
+        enc = enc if enc and Path(enc).is_dir() else resolve_encoder("minilm")  # the naive side's encoder
+        naive = build_naive(composer.specs, enc)
+        print(f"naive: {len(naive)} pipelines on {enc}")
+
+        variants = {
+            "naive pipelines (batch_size 1)": lambda xs: naive_cards(naive, xs, 1),
+            "ours, 1 article per call": lambda xs: [composer.compose([o]) for o in xs],
+            "ours, all articles in one call": lambda xs: composer.compose(xs),
+        }
+        if args.naive_batch:
+            variants[f"naive pipelines (batch_size {args.naive_batch})"] = (
+                lambda xs: naive_cards(naive, xs, args.naive_batch))
+        objs_of = dict(zip([a["id"] for a in arts], objs))
+
+        def call(name, xs):
+            return variants[name](xs if name.startswith("naive") else [objs_of[a["id"]] for a in xs])
+
+        for name in variants:  # warm-up on one article
+            call(name, arts[:1])
+
+        print(f"{args.rounds} interleaved rounds over {len(arts)} articles:")
+        times = _common.interleaved({n: (lambda n=n: call(n, arts)) for n in variants}, args.rounds, warmup=0)
+        base = _common.median(times["naive pipelines (batch_size 1)"])
+        rows = []
+        for name, ts in times.items():
+            t = _common.median(ts)
+            rows.append([name, f"{len(arts) / t:.3f}", f"{t / len(arts):.2f}", f"{base / t:.1f}x"])
+        print()
+        print(_common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)"]))
+        print("(medians of interleaved rounds)")
+
+
+if __name__ == "__main__":
+    main()

