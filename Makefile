@@ -29,10 +29,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is missing: apt-get install chromium (browser tests will fail)"; fi; }
 
+DEMO ?= outputs/demo
+
 demo: install
 	$(VENV)/bin/biascard data prepare
 	$(VENV)/bin/biascard data stats
 	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
+	$(VENV)/bin/biascard-train experiment=quick hydra.run.dir=$(DEMO)/train
+	$(VENV)/bin/biascard-eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval
+	@echo "evaluation report: $(DEMO)/eval/report.html"
+	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
+	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -92,6 +92,12 @@ def report(name: str, argv: list[str] | None = None, save: bool = True):
             if out:
                 out.flush()
 
+        def isatty(self):  # no colour codes in the saved file
+            return False
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
     sys.stdout = Tee()
     try:
         cmd = " ".join(["python", f"bench/{name}.py", *(argv if argv is not None else sys.argv[1:])])
@@ -220,3 +226,10 @@ def article_objects(arts: list[dict]):
     from biascard.serve.inputs import Article
 
     return [Article(text=a["text"], title=a["title"], id=a["id"]) for a in arts]
+
+
+def make_composer(model, tokenizer, runtime: dict | None = None, settings: dict | None = None):
+    """serve's Composer with the shipped settings, `runtime` flags overriding composer.runtime."""
+    from biascard.serve.compose import Composer, merge
+
+    return Composer(model, tokenizer, merge(dict(settings or {}), {"runtime": dict(runtime or {})}))

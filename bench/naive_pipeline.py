@@ -19,7 +19,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-import _runtime  # noqa: E402
 
 
 def build_naive(specs: dict, encoder_dir: str):
@@ -83,11 +82,11 @@ def main(argv=None) -> None:
     with _common.report("naive_pipeline", argv, save=not args.no_save):
         model_dir = Path(args.model) if args.model else _common.default_model_dir()
         model, tok = load_model_dir(model_dir)
-        composer = _runtime.make_composer(model, tok)
+        composer = _common.make_composer(model, tok)
         print(f"model: {model_dir} ({len(composer.specs)} heads: "
               f"{sum(s.level == 'sentence' for s in composer.specs.values())} sentence, "
               f"{sum(s.level == 'document' for s in composer.specs.values())} document); composer runtime "
-              f"{getattr(composer, 'runtime', 'n/a')}; transformers {transformers.__version__}")
+              f"{composer.runtime}; transformers {transformers.__version__}")
         arts = _common.articles(args.articles)
         objs = _common.article_objects(arts)
         from biascard.serve.sentences import split_sentences

@@ -4,6 +4,9 @@ Per batch of articles the model runs twice, whatever the number of articles:
   1. one forward over every sentence of every article (all sentence heads + the token head);
   2. one forward over the chunks of every whole article (the document heads).
 (`sentence_batch_size` only splits pass 1 when the sentences would not fit in memory.)
+`composer.runtime` (configs/serve.yaml) sets how the passes run: length-sorted batches with
+dynamic padding, inference_mode, and the precision (fp32, bf16, int8); bench/optimisations.py
+measures each flag.
 
 The four 1-5 scores, per concept:
   - the document-level ordinal head (`card_<concept>`, CORN) when the model has one: score
@@ -21,8 +24,10 @@ the token head marks. A head the model lacks leaves its card field null or empty
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -131,6 +136,79 @@ def load_calibration(path: str | Path | None) -> dict | None:
     return data
 
 
+# ---------------------------------------------------------------- runtime
+
+PRECISIONS = ("fp32", "bf16", "bf16_autocast", "int8", "auto")
+RUNTIME_KEYS = ("length_sorted", "batch_tokens", "inference_mode", "precision")
+
+
+def native_bf16() -> bool:
+    """AVX512-BF16 or AMX: without them bf16 matmuls are emulated and slower than fp32."""
+    import torch
+
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_runtime(cfg: Mapping | None) -> dict:
+    """composer.runtime with `precision: auto` decided for this CPU."""
+    rt = {"length_sorted": True, "batch_tokens": 8192, "inference_mode": True, "precision": "fp32", **(cfg or {})}
+    unknown = set(rt) - set(RUNTIME_KEYS)
+    if unknown:
+        raise ValueError(f"composer.runtime: unknown keys {sorted(unknown)}; known: {list(RUNTIME_KEYS)}")
+    if rt["precision"] not in PRECISIONS:
+        raise ValueError(f"composer.runtime.precision {rt['precision']!r} is not one of {PRECISIONS}")
+    if rt["precision"] == "auto":
+        rt["precision"] = "bf16" if native_bf16() else "fp32"
+    rt["batch_tokens"] = int(rt["batch_tokens"])
+    if rt["batch_tokens"] < 1:
+        raise ValueError("composer.runtime.batch_tokens must be >= 1")
+    return rt
+
+
+def prepare_model(model, precision: str):
+    """The model to run at `precision`; a copy when it changes, so the caller's stays fp32."""
+    import torch
+    from torch import nn
+
+    if precision == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16)
+    if precision == "int8":
+        import warnings
+
+        m = copy.deepcopy(model)
+        with warnings.catch_warnings():  # torch.ao's deprecation notices: still the CPU int8 path in 2.13
+            warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+            # the encoder only: the heads are tiny, and quantizing them adds error for no speed
+            torch.ao.quantization.quantize_dynamic(m.encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return m
+    return model
+
+
+def length_groups(tokenizer, texts: list[str], max_length: int, stride: int, batch_tokens: int) -> list[list[int]]:
+    """Indices of `texts` by ascending token count, cut so that chunks x padded width of a
+    group stay within `batch_tokens` (a text's chunks always share its group)."""
+    ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False,
+                    verbose=False)["input_ids"]
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    cap = max_length - special
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    chunks = width = 0
+    for i in sorted(range(len(texts)), key=lambda j: len(ids[j])):
+        t = len(ids[i])
+        c = 1 if t <= cap else 1 + math.ceil((t - cap) / (cap - stride))
+        w = min(t, cap) + special
+        if cur and (chunks + c) * max(width, w) > batch_tokens:
+            groups.append(cur)
+            cur, chunks, width = [], 0, 0
+        cur.append(i)
+        chunks += c
+        width = max(width, w)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 # ---------------------------------------------------------------- the plan per model
 
 
@@ -152,9 +230,10 @@ class Composer:
         name: str = "biascard",
         version: str = "unknown",
     ):
-        self.model = model
         self.tokenizer = tokenizer
         self.settings = merge(default_settings(), settings)
+        self.runtime = resolve_runtime(self.settings.get("runtime"))
+        self.model = prepare_model(model, self.runtime["precision"])
         self.calibration = calibration
         self.name, self.version = name, version
         self.specs = model.config.head_specs()
@@ -241,21 +320,28 @@ class Composer:
     # ------------------------------------------------------------ forward passes
 
     def _forward(self, texts: list[str], *, offsets: bool) -> dict[str, Any]:
-        """One forward over `texts` (split only by sentence_batch_size); per-head probabilities."""
+        """Per-head probabilities of `texts`, in their order. One forward unless
+        runtime.length_sorted (batches of similar length) or sentence_batch_size splits it."""
         import torch
 
         from biascard.train.features import encode
         from biascard.train.modeling import corn_rank, head_probabilities
 
-        step = max(1, int(self.settings.get("sentence_batch_size") or len(texts)))
-        seq: dict[str, list[np.ndarray]] = {}
+        rt, n = self.runtime, len(texts)
+        if rt["length_sorted"]:
+            groups = length_groups(self.tokenizer, texts, self.max_length, self.stride, rt["batch_tokens"])
+        else:
+            step = max(1, int(self.settings.get("sentence_batch_size") or n))
+            groups = [list(range(lo, min(lo + step, n))) for lo in range(0, n, step)]
+        seq: dict[str, list] = {}  # head -> [(text indices, probabilities)]
+        ranks: dict[str, list] = {}
         tokens: list[tuple[int, np.ndarray, np.ndarray]] = []  # (record, P(token), offsets) per chunk
-        ranks: dict[str, list[np.ndarray]] = {}
-        with torch.inference_mode():
-            for lo in range(0, len(texts), step):
-                part = [{"text": t} for t in texts[lo : lo + step]]
-                batch = encode(part, self.tokenizer, self.specs, self.max_length, self.stride,
-                               with_labels=False, return_offsets=offsets)
+        grad = torch.inference_mode() if rt["inference_mode"] else torch.no_grad()
+        cast = torch.autocast("cpu", dtype=torch.bfloat16) if rt["precision"] == "bf16_autocast" else contextlib.nullcontext()
+        with grad, cast:
+            for group in groups:
+                batch = encode([{"text": texts[i]} for i in group], self.tokenizer, self.specs, self.max_length,
+                               self.stride, with_labels=False, return_offsets=offsets)
                 offset_mapping = batch.pop("offset_mapping", None)
                 out = self.model(**batch)
                 doc_index = batch["doc_index"].numpy()
@@ -267,14 +353,21 @@ class Composer:
                             mask = batch["attention_mask"].numpy().astype(bool)
                             om = offset_mapping.numpy()
                             for c in range(p.shape[0]):
-                                tokens.append((lo + int(doc_index[c]), p[c][mask[c]], om[c][mask[c]]))
+                                tokens.append((group[int(doc_index[c])], p[c][mask[c]], om[c][mask[c]]))
                         continue
-                    seq.setdefault(name, []).append(head_probabilities(logits, spec).numpy())
+                    seq.setdefault(name, []).append((group, head_probabilities(logits, spec).numpy()))
                     if spec.type == "ordinal":
-                        ranks.setdefault(name, []).append(corn_rank(logits).numpy())
+                        ranks.setdefault(name, []).append((group, corn_rank(logits).numpy()))
+
+        def in_order(parts):
+            out = np.empty((n, *parts[0][1].shape[1:]), dtype=parts[0][1].dtype)
+            for group, values in parts:
+                out[group] = values
+            return out
+
         return {
-            "probs": {k: np.concatenate(v) for k, v in seq.items()},
-            "ranks": {k: np.concatenate(v) for k, v in ranks.items()},
+            "probs": {k: in_order(v) for k, v in seq.items()},
+            "ranks": {k: in_order(v) for k, v in ranks.items()},
             "tokens": tokens,
         }
 

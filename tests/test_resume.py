@@ -120,6 +120,16 @@ def test_killed_run_resumes_to_the_same_result(smoke_inputs, tmp_path):
     _assert_same_weights(a_dir / "model/model.safetensors", b_dir / "model/model.safetensors")
     assert json.loads((a_dir / "model/training.json").read_text())["best_step"] == \
         json.loads((b_dir / "model/training.json").read_text())["best_step"]
+    # every console line of run A is in its metrics.jsonl (messages, or an evaluation summary)
+    messages = {x["message"] for x in rows_a if x["split"] == "log"}
+    printed = [line for line in out_a.splitlines() if line.strip()]
+    assert printed
+    for line in printed:
+        if line.startswith("[val step "):
+            assert int(line.split()[2].rstrip("]")) in val_a, line
+        else:
+            text = line.split(": ", 1)[-1] if line.startswith(("WARNING: ", "ERROR: ")) else line
+            assert any(text in m for m in messages), line
     # the run dir holds Hydra's resolved config and ours
     assert (a_dir / ".hydra/config.yaml").is_file() and (a_dir / "config.yaml").is_file()
 

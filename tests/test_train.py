@@ -55,6 +55,7 @@ def test_quick_experiment_trains_every_dataset_head_on_minilm():
     assert cfg.model.encoder == "minilm"
     assert cfg.model.max_length == 128
     assert cfg.trainer.max_steps and cfg.trainer.max_steps <= 400
+    assert cfg.data.max_chunks and cfg.data.max_chunks <= 2  # long AllSides articles are cut
     assert cfg.trainer.mixed_precision == "auto"
     # every head of the dataset heads config is present (card heads come only from cards)
     assert {"language_bias", "biased_words", "political_leaning", "sdg", "fallacy", "gvfc_frame"} <= set(cfg.heads)
