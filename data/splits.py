@@ -25,7 +25,7 @@ def group_split(
     Records sharing a text are merged into one group first, so duplicates cannot leak.
     With `stratify`, the label (a head name) is balanced with StratifiedGroupKFold.
     """
-    groups = _merge_groups_by_text(records)
+    groups = connected_groups(records)
     idx = np.arange(len(records))
     if stratify:
         y = [str(r["labels"][stratify]) for r in records]
@@ -58,8 +58,8 @@ def _stratified_fold(idx, y, groups, share: float, seed: int) -> np.ndarray:
     return np.asarray(idx)[held]
 
 
-def _merge_groups_by_text(records: list[dict]) -> list[str]:
-    """Union-find over (group, text) so any two records sharing either end up together."""
+def connected_groups(records: list[dict]) -> list[str]:
+    """A component id per record: records sharing a group or a text are connected (union-find)."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

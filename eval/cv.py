@@ -38,9 +38,9 @@ def fold_assignment(name: str, records: list[dict], k: int, seed: int | None) ->
         return list(mod.cv_folds(records, k=k, **kw)), f"folds from biascard.data.adapters.{name}.cv_folds"
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from biascard.data.splits import _merge_groups_by_text
+    from biascard.data.splits import connected_groups
 
-    groups = _merge_groups_by_text(records)
+    groups = connected_groups(records)
     heads = getattr(getattr(importlib.import_module("biascard.data.adapters"), "ADAPTERS").get(name), "heads", ())
     y = [str(r["labels"].get(heads[0])) if heads else "0" for r in records]
     folds = np.zeros(len(records), dtype=int)

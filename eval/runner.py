@@ -11,6 +11,7 @@ import datetime as _dt
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
             labels, extra = head_labels(kind, spec_labels, h, tr, va, recs)
             if extra:
                 notes.append(f"{task}: label(s) {extra} are not among the model's; scored as never predicted")
+            t0 = time.time()
             outs: dict[str, Outputs] = {}
             if model is not None:
                 got, pos = preds["got"][h], preds["pos"]
@@ -257,6 +259,11 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
                         "spans": None if got["spans"] is None else [got["spans"][i] for i in sel]}
                 outs["model"] = model_outputs(task, h, kind, labels, len(spec_labels or []), recs, pred, span_label)
             base = [s for s in systems if s != "model"]
+            cap = (c.get("baselines") or {}).get("max_train")
+            if base and cap and len(tr) > int(cap):
+                notes.append(f"{task}: baselines fitted on a random {int(cap)} of {len(tr)} labeled train records "
+                             f"(baselines.max_train); full-data baselines are stronger")
+                tr = _subset(tr, int(cap), int(c["bootstrap"]["seed"]))
             if base:
                 if not tr:
                     notes.append(f"{task}: no train record is labeled; baselines skipped")
@@ -282,8 +289,8 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
                 entry["groups"] = {"outlet": group_breakdown(outs["model"], "outlet", c)}
             metrics["tasks"][task] = entry
             print(f"[eval] {task}: n={len(recs)} " + ", ".join(
-                f"{s} {PRIMARY[kind]}={v['metrics'][PRIMARY[kind]]['value']:.3f}" for s, v in entry["systems"].items()),
-                flush=True)
+                f"{s} {PRIMARY[kind]}={v['metrics'][PRIMARY[kind]]['value']:.3f}" for s, v in entry["systems"].items())
+                + f" ({time.time() - t0:.0f} s)", flush=True)
     return write_run(metrics, outputs_all, c, out_dir, model_dir)
 
 

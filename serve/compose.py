@@ -151,7 +151,7 @@ def native_bf16() -> bool:
 
 def resolve_runtime(cfg: Mapping | None) -> dict:
     """composer.runtime with `precision: auto` decided for this CPU."""
-    rt = {"length_sorted": True, "batch_tokens": 8192, "inference_mode": True, "precision": "fp32", **(cfg or {})}
+    rt = {"length_sorted": True, "batch_tokens": 4096, "inference_mode": True, "precision": "fp32", **(cfg or {})}
     unknown = set(rt) - set(RUNTIME_KEYS)
     if unknown:
         raise ValueError(f"composer.runtime: unknown keys {sorted(unknown)}; known: {list(RUNTIME_KEYS)}")

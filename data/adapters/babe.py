@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ..errors import Report
 from ..records import make_record, text_key
-from ..splits import _merge_groups_by_text, group_split
+from ..splits import connected_groups, group_split
 from .base import Adapter, iter_csv, register
 
 FILE = "final_labels_SG2.csv"
@@ -191,7 +191,7 @@ def babe_folds(records: list[dict], k: int = 5, seed: int = SEED) -> list[int]:
 
     For k-fold cross-validation over the whole of BABE, as in the paper.
     """
-    groups = _merge_groups_by_text(records)
+    groups = connected_groups(records)
     y = [str(r["labels"]["language_bias"]) for r in records]
     folds = np.zeros(len(records), dtype=int)
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import Report
 from ..records import make_record, text_key
-from ..splits import SPLITS
+from ..splits import SPLITS, connected_groups
 from . import babe
 from .base import Adapter, iter_csv, register
 
@@ -103,29 +103,16 @@ class MBIC(Adapter):
             # later, so a shared sentence takes BABE's article.
             r["group"] = group_of.get(text_key(r["text"]), r["group"])
         # Rows sharing an article or a text form one component; it goes where BABE put any of it.
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for r in records:
-            a, b = find("g:" + r["group"]), find("t:" + text_key(r["text"]))
-            if a != b:
-                parent[a] = b
+        components = connected_groups(records)
         text_votes: dict[str, Counter] = {}
         group_votes: dict[str, Counter] = {}
-        for r in records:
-            c = find("g:" + r["group"])
+        for r, c in zip(records, components):
             if text_key(r["text"]) in by_text:
                 text_votes.setdefault(c, Counter())[by_text[text_key(r["text"])]] += 1
             if r["group"] in by_group:
                 group_votes.setdefault(c, Counter())[by_group[r["group"]]] += 1
         out = {s: [] for s in SPLITS}
-        for r in records:
-            c = find("g:" + r["group"])
+        for r, c in zip(records, components):
             votes = text_votes.get(c) or group_votes.get(c)
             # Identical text decides first (a hard leak); the article second.
             split = min(votes, key=lambda s: (-votes[s], SPLITS.index(s))) if votes else _free_split(c)
