@@ -233,3 +233,33 @@ def make_composer(model, tokenizer, runtime: dict | None = None, settings: dict 
     from biascard.serve.compose import Composer, merge
 
     return Composer(model, tokenizer, merge(dict(settings or {}), {"runtime": dict(runtime or {})}))
+
+
+def encoder_work(composer, arts) -> dict[str, tuple[int, int, int, float]]:
+    """Per pass: (texts, batches, real tokens, padded tokens, encoder FLOPs) the composer's
+    batching gives for `arts` (Article objects). Deterministic, unlike a timing."""
+    from biascard.serve.compose import length_groups
+    from biascard.serve.sentences import split_sentences
+    from biascard.train.features import encode
+    from roofline import encoder_flops
+
+    cfg = composer.model.config.encoder_config()
+    rt = composer.runtime
+    out = {}
+    for name, texts in (("sentence pass", [s.text for a in arts for s in split_sentences(a.text)]),
+                        ("document pass", [composer._document_text(a) for a in arts])):
+        if rt["length_sorted"]:
+            groups = length_groups(composer.tokenizer, texts, composer.max_length, composer.stride, rt["batch_tokens"])
+        else:
+            step = max(1, int(composer.settings.get("sentence_batch_size") or len(texts)))
+            groups = [list(range(lo, min(lo + step, len(texts)))) for lo in range(0, len(texts), step)]
+        real = padded = 0
+        flops = 0.0
+        for g in groups:
+            b = encode([{"text": texts[i]} for i in g], composer.tokenizer, composer.specs, composer.max_length,
+                       composer.stride, with_labels=False)
+            real += int(b["attention_mask"].sum())
+            padded += b["input_ids"].numel()
+            flops += b["input_ids"].shape[0] * encoder_flops(cfg, b["input_ids"].shape[1])
+        out[name] = (len(texts), len(groups), real, padded, flops)
+    return out

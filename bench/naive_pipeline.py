@@ -121,12 +121,17 @@ def main(argv=None) -> None:
         print(f"{args.rounds} interleaved rounds over {len(arts)} articles:")
         times = _common.interleaved({n: (lambda n=n: call(n, arts)) for n in variants}, args.rounds, warmup=0)
         base = _common.median(times["naive pipelines (batch_size 1)"])
+        batched = f"naive pipelines (batch_size {args.naive_batch})"
         rows = []
         for name, ts in times.items():
             t = _common.median(ts)
-            rows.append([name, f"{len(arts) / t:.3f}", f"{t / len(arts):.2f}", f"{base / t:.1f}x"])
+            row = [name, f"{len(arts) / t:.3f}", f"{t / len(arts):.2f}", f"{base / t:.1f}x"]
+            if batched in times:
+                row.append(f"{_common.median(times[batched]) / t:.1f}x")
+            rows.append(row)
         print()
-        print(_common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)"]))
+        print(_common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)",
+                                   *([f"vs naive (batch_size {args.naive_batch})"] if batched in times else [])]))
         print("(medians of interleaved rounds)")
 
 

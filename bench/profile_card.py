@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
-from roofline import encoder_flops  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -36,9 +35,6 @@ def main(argv=None) -> None:
     from omegaconf import OmegaConf
     from transformers.utils import logging as hf_logging
 
-    from biascard.serve.compose import length_groups
-    from biascard.serve.sentences import split_sentences
-    from biascard.train.features import encode
     from biascard.train.modeling import load_model_dir
 
     hf_logging.disable_progress_bar()
@@ -52,21 +48,7 @@ def main(argv=None) -> None:
         print(f"model: {model_dir}; runtime {composer.runtime}; {len(arts)} articles in one compose call")
 
         # encoder work per article, as the composer batches it
-        sents = [s.text for a in arts for s in split_sentences(a.text)]
-        docs = [composer._document_text(a) for a in arts]
-        cfg = model.config.encoder_config()
-        work = {}
-        for name, texts in (("sentence pass", sents), ("document pass", docs)):
-            groups = (length_groups(tok, texts, composer.max_length, composer.stride, composer.runtime["batch_tokens"])
-                      if composer.runtime["length_sorted"] else [list(range(len(texts)))])
-            real = padded = flops = 0
-            for g in groups:
-                b = encode([{"text": texts[i]} for i in g], tok, composer.specs, composer.max_length, composer.stride,
-                           with_labels=False)
-                real += int(b["attention_mask"].sum())
-                padded += b["input_ids"].numel()
-                flops += b["input_ids"].shape[0] * encoder_flops(cfg, b["input_ids"].shape[1])
-            work[name] = (len(texts), len(groups), real, padded, flops)
+        work = _common.encoder_work(composer, arts)
         rows = [[k, n, g, f"{r / len(arts):.0f}", f"{p / len(arts):.0f}", f"{f / len(arts) / 1e9:.1f}"]
                 for k, (n, g, r, p, f) in work.items()]
         total_flops = sum(w[4] for w in work.values()) / len(arts)

@@ -70,45 +70,6 @@ def _concat(parts: list[Outputs]) -> Outputs:
     )
 
 
-def _align(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
-    """Columns of `prob` (labels `have`) reordered to `want`; labels the model lacks get 0."""
-    if prob.ndim == 1 or list(have) == list(want):
-        return prob
-    out = np.zeros((prob.shape[0], len(want)))
-    for j, label in enumerate(have):
-        if label in want:
-            out[:, want.index(label)] = prob[:, j]
-    return out
-
-
-def _training_view(train: list[dict], val: list[dict], heads: list[str]) -> tuple[list[dict], list[dict]]:
-    """The fold as the training run sees it: only the evaluated heads keep labels, and
-    validation values unseen in the train folds are dropped (training takes its label sets
-    from train and rejects unknown validation values; they only steer early stopping)."""
-    from biascard.data.records import HEADS
-
-    seen: dict[str, set] = {h: set() for h in heads}
-    for r in train:
-        for h in heads:
-            v = r["labels"][h]
-            if v is not None and HEADS[h][0] in ("multiclass", "multilabel"):
-                seen[h].update(v if isinstance(v, list) else [v])
-
-    def view(r: dict, is_val: bool) -> dict:
-        labels = {}
-        for h, v in r["labels"].items():
-            if h not in heads:
-                v = None
-            elif is_val and v is not None and HEADS[h][0] == "multiclass" and v not in seen[h]:
-                v = None
-            elif is_val and v is not None and HEADS[h][0] == "multilabel":
-                v = [x for x in v if x in seen[h]]
-            labels[h] = v
-        return {**r, "labels": labels}
-
-    return [view(r, False) for r in train], [view(r, True) for r in val]
-
-
 @contextlib.contextmanager
 def _fold_data(name: str, dsd):
     """Make `biascard.data.prepare.prepare(name)` return this fold's DatasetDict.
@@ -215,9 +176,7 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
                 spec = model.head_specs[h]
                 got = predict_records(model, tokenizer, te, [h], batch_size=int(c["predict"]["batch_size"]),
                                       max_chunks=c["predict"].get("max_chunks"))[h]
-                if got["prob"] is not None:
-                    got = {"prob": _align(got["prob"], list(spec.labels), labels), "spans": None}
-                outs["model"] = model_outputs(task, h, kind, labels, len(labels), te, got, spec.span_label)
+                outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label)
             base = [s for s in systems if s != "model"]
             if base:
                 outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,

@@ -94,26 +94,43 @@ def _subset(records: list[dict], cap: int | None, seed: int) -> list[dict]:
 
 
 def head_labels(kind: str, spec_labels: list[str] | None, head: str, *record_lists) -> tuple[list[str], list[str]]:
-    """The model's label list extended by values it has never seen (scored as always wrong)."""
+    """The labels a task is scored over, and the data values the model has never seen.
+
+    Multiclass/ordinal: the model's classes (its argmax ranges over all of them) plus unseen
+    values (scored as never predicted). Multilabel: the labels this dataset annotates, as
+    a head shared by datasets (topic: BABE's 23, AllSides' 108) would otherwise average in
+    labels that the dataset cannot have. Binary/token: the model's two labels.
+    """
     data_labels = label_set(kind, *record_lists, head=head)
     if spec_labels is None:
         return data_labels, []
     if kind in ("binary", "token"):
         return list(spec_labels), []
     extra = [x for x in data_labels if x not in spec_labels]
+    if kind == "multilabel":
+        return data_labels, extra
     return list(spec_labels) + extra, extra
 
 
-def model_outputs(task, head, kind, labels, n_model_labels, records, pred, span_label=None) -> Outputs:
+def align_prob(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    """Probability columns named `have` rearranged to `want`; a label the model lacks gets 0."""
+    if prob.ndim == 1 or list(have) == list(want):
+        return prob
+    out = np.zeros((prob.shape[0], len(want)))
+    for j, label in enumerate(have):
+        if label in want:
+            out[:, want.index(label)] = prob[:, j]
+    return out
+
+
+def model_outputs(task, head, kind, labels, model_labels, records, pred, span_label=None) -> Outputs:
     from .baselines import encode_gold
 
     if kind == "token":
         spans = [merge_spans(s, r["text"]) for s, r in zip(pred["spans"], records)]
         prob = None
     else:
-        prob = np.asarray(pred["prob"], dtype=float)
-        if prob.ndim == 2 and prob.shape[1] < len(labels):  # columns for labels the model lacks
-            prob = np.hstack([prob, np.zeros((len(prob), len(labels) - n_model_labels))])
+        prob = align_prob(np.asarray(pred["prob"], dtype=float), list(model_labels), list(labels))
         spans = None
     return Outputs(
         task=task, head=head, type=kind, labels=labels,
@@ -250,6 +267,9 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
             labels, extra = head_labels(kind, spec_labels, h, tr, va, recs)
             if extra:
                 notes.append(f"{task}: label(s) {extra} are not among the model's; scored as never predicted")
+            if kind == "multilabel" and spec_labels and len(labels) < len(spec_labels):
+                notes.append(f"{task}: scored over the {len(labels)} labels {name} annotates "
+                             f"(the model's head has {len(spec_labels)})")
             t0 = time.time()
             outs: dict[str, Outputs] = {}
             if model is not None:
@@ -257,7 +277,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
                 sel = [pos[r["id"]] for r in recs]
                 pred = {"prob": None if got["prob"] is None else got["prob"][sel],
                         "spans": None if got["spans"] is None else [got["spans"][i] for i in sel]}
-                outs["model"] = model_outputs(task, h, kind, labels, len(spec_labels or []), recs, pred, span_label)
+                outs["model"] = model_outputs(task, h, kind, labels, spec_labels, recs, pred, span_label)
             base = [s for s in systems if s != "model"]
             cap = (c.get("baselines") or {}).get("max_train")
             if base and cap and len(tr) > int(cap):
@@ -275,6 +295,9 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
                         ))
                     except ValueError as e:
                         notes.append(f"{task}: baseline failed: {e}")
+            if not outs:
+                notes.append(f"{task}: no system could be scored")
+                continue
             outputs_all[task] = outs
             entry = {
                 "dataset": name, "head": h, "type": kind, "labels": labels, "n": len(recs),

@@ -301,3 +301,20 @@ def test_optuna_sweep_runs_trials_and_maximizes_the_metric(smoke_inputs, tmp_pat
     assert set(results["best_params"]) >= {"trainer.lr", "trainer.batch_size"}
     assert not (trials[0] / "model").exists()  # sweeps skip the final model dir
     assert "setup plugin alembic" not in r.stdout
+
+
+def test_param_groups_give_heads_their_lr_and_skip_decay_on_norms():
+    from biascard.train.heads import HeadSpec
+    from biascard.train.loop import _param_groups
+    from biascard.train.modeling import BiasCardModel
+
+    model = BiasCardModel.from_encoder("tiny", {"a": HeadSpec("a", "binary", labels=["0", "1"])},
+                                       max_length=64, stride=16)
+    groups = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": 3e-3, "weight_decay": 0.01}))
+    by_id = {id(p): g for g in groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        g = by_id[id(p)]
+        assert g["lr"] == (3e-3 if name.startswith("heads.") else 1e-4), name
+        assert g["weight_decay"] == (0.0 if name.endswith(("bias", "LayerNorm.weight")) else 0.01), name
+    same = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0}))
+    assert {g["lr"] for g in same} == {1e-4}

@@ -163,9 +163,11 @@ class RunLogger:
             id=run_id,
             resume="allow",
             config=config,
+            # silent: our message below is the console line; no stats sampler on 2 shared cores
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
         id_file.write_text(run_id + "\n")
-        self.message(f"wandb {mode} run {run_id}", wandb_id=run_id, wandb_mode=mode)
+        self.message(f"wandb {mode} run {run_id} in {wdir}", wandb_id=run_id, wandb_mode=mode)
         return run_id
 
     def close(self) -> None:

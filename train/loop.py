@@ -207,6 +207,20 @@ def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwar
     return metrics
 
 
+def _param_groups(model, tr) -> list[dict]:
+    """AdamW groups: no decay on biases and norms; fresh heads may take a larger lr."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    lr, head_lr = float(tr.lr), float(tr.get("head_lr") or tr.lr)
+    groups: dict[tuple, list] = defaultdict(list)
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            groups[(n.startswith("heads."), n.endswith(no_decay))].append(p)
+    return [
+        {"params": ps, "lr": head_lr if is_head else lr, "weight_decay": 0.0 if nd else float(tr.weight_decay)}
+        for (is_head, nd), ps in sorted(groups.items())
+    ]
+
+
 def _summary(metrics: dict, specs) -> str:
     """The console line of an evaluation: the mean and each head's main number."""
     from .evaluation import MAIN_METRIC
@@ -331,13 +345,7 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
         mixture=dict(zip(names, sampler.counts)), total_steps=total_steps, steps_per_epoch=steps_per_epoch,
     )
 
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": float(tr.weight_decay)},
-        {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=float(tr.lr))
+    optimizer = torch.optim.AdamW(_param_groups(model, tr), lr=float(tr.lr))
     scheduler = get_scheduler(str(tr.scheduler), optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     # not prepared: accelerate would step it num_processes times per step
