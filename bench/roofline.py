@@ -47,10 +47,10 @@ def counted_flops(model, length: int) -> float | None:
 KERNELS = {"matmul": lambda a, b: a @ b, "linear": lambda a, b: __import__("torch").nn.functional.linear(a, b)}
 
 
-def pick_size(kernel, dtype, wanted: int, budget_s: float = 1.5) -> tuple[int, int]:
-    """(n, repeats) for one GEMM kernel: n = `wanted`, or smaller when one call would take far
-    longer than `budget_s` (emulated bf16); repeated to last about `budget_s`, so the GEMM and
-    the encoder timings span similar stretches of the (shared, drifting) load."""
+def pick_size(kernel, dtype, wanted: int, shrink: bool, budget_s: float = 1.5) -> tuple[int, int]:
+    """(n, repeats) for one GEMM kernel: n = `wanted`, or (`shrink`: an emulated dtype) smaller
+    when one call would take far longer than `budget_s`; repeated to last about `budget_s`, so
+    the GEMM and the encoder timings span similar stretches of the (shared, drifting) load."""
     import torch
 
     def once(n):
@@ -62,7 +62,7 @@ def pick_size(kernel, dtype, wanted: int, budget_s: float = 1.5) -> tuple[int, i
 
     n, probe = wanted, 256
     est = once(probe) * (n / probe) ** 3
-    while n > probe and est > 4 * budget_s:  # only an emulated dtype is this slow
+    while shrink and n > probe and est > 4 * budget_s:
         n //= 2
         est /= 8
     return n, max(1, round(budget_s / once(n)))
@@ -108,7 +108,7 @@ def main(argv=None) -> None:
             # shared load the 2048^3 operands (16 MB each) can fall out of cache and run below peak
             for k, kernel in KERNELS.items():
                 for wanted in (args.matmul_n, args.matmul_n // 2):
-                    n, reps = pick_size(kernel, dtype, wanted)
+                    n, reps = pick_size(kernel, dtype, wanted, shrink=emulated)
                     if any(v[0] == n and key.startswith(k) for key, v in gemms.items()):
                         continue
                     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)

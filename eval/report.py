@@ -283,7 +283,7 @@ def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
                 text = render_text(item["card"])
             except Exception as e:  # noqa: BLE001 - a card the text layout rejects is shown as JSON
                 text = f"(render_text failed: {e})\n" + json.dumps(item["card"], indent=1)
-            cards["items"].append({**item, "text": text, "file": item.get("file")})
+            cards["items"].append({**item, "text": text, "file": item.get("file"), "srcdoc": item.get("srcdoc")})
     return {
         "m": metrics, "tasks": tasks, "anchors": anchors, "by_head": by_head, "cv": cv, "cards": cards,
         "summary_plot": plots.get("__summary__"), "system_names": SYSTEM_NAMES,
@@ -331,8 +331,12 @@ def write_report(
         for i, item in enumerate(sample_cards["cards"]):
             name = f"cards/card_{i + 1}.html"
             try:
-                (out_dir / name).write_text(render_html(item["card"]), encoding="utf-8")
+                page = render_html(item["card"])
+                (out_dir / name).write_text(page, encoding="utf-8")
                 item["file"] = name
+                # inline too: a same-origin srcdoc frame renders in every viewer (file:// frames are
+                # cross-origin, and headless full-page captures leave them blank)
+                item["srcdoc"] = html.escape(page, quote=True)
             except Exception as e:  # noqa: BLE001 - an invalid card is a finding, shown in the report
                 item["error"] = f"{type(e).__name__}: {e}"
     metrics["sample_cards"] = None if sample_cards is None else {

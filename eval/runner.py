@@ -221,6 +221,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
     split = c.get("split", "test")
     p = c.get("predict") or {}
     outputs_all: dict[str, dict[str, Outputs]] = {}
+    capped: list[str] = []
     from biascard.data.records import HEADS
 
     for name in names:
@@ -281,8 +282,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
             base = [s for s in systems if s != "model"]
             cap = (c.get("baselines") or {}).get("max_train")
             if base and cap and len(tr) > int(cap):
-                notes.append(f"{task}: baselines fitted on a random {int(cap)} of {len(tr)} labeled train records "
-                             f"(baselines.max_train); full-data baselines are stronger")
+                capped.append(f"{task} ({int(cap)} of {len(tr)})")
                 tr = _subset(tr, int(cap), int(c["bootstrap"]["seed"]))
             if base:
                 if not tr:
@@ -314,6 +314,9 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
             print(f"[eval] {task}: n={len(recs)} " + ", ".join(
                 f"{s} {PRIMARY[kind]}={v['metrics'][PRIMARY[kind]]['value']:.3f}" for s, v in entry["systems"].items())
                 + f" ({time.time() - t0:.0f} s)", flush=True)
+    if capped:
+        notes.append("baselines fitted on a random subset of the labeled train records (baselines.max_train), "
+                     "so they are weaker than full-data baselines: " + ", ".join(capped))
     return write_run(metrics, outputs_all, c, out_dir, model_dir)
 
 

@@ -56,7 +56,7 @@ def _last_by_step(rows: list[dict], split: str) -> dict[int, dict]:
 
 
 def _numbers(row: dict) -> dict[str, float]:
-    skip = {"step", "epoch", "elapsed_s", "samples_per_s", "step_time_s", "val/time_s"}
+    skip = {"step", "epoch", "elapsed_s", "samples_per_s", "step_time_s", "step_cpu_s", "val/time_s"}
     return {k: v for k, v in row.items() if isinstance(v, (int, float)) and k not in skip}
 
 

@@ -420,13 +420,13 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
     window = defaultdict(float)
     window_n = defaultdict(int)
     # time spent in training steps only (tokenizing included; eval and checkpoints not)
-    busy, seen_window, window_steps = 0.0, 0, 0
+    busy, busy_cpu, seen_window, window_steps = 0.0, 0.0, 0, 0
     bar = log.progress(total_steps, initial=state["step"])
     stop = state.get("finished", False)
     if stop:
         log.message("this run had already finished; writing the model dir again")
     while not stop and state["step"] < total_steps:
-        t_step = time.time()
+        t_step, c_step = time.time(), time.process_time()
         for micro in range(accum):
             idx = next(batches)
             batch = encode([flat_train[i] for i in idx], tokenizer, specs, **encode_kwargs)
@@ -452,6 +452,7 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         busy += time.time() - t_step
+        busy_cpu += time.process_time() - c_step
         window_steps += 1
         state["step"] += 1
         state["epoch"] = sampler.epoch
@@ -469,6 +470,8 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
             values.update({
                 "samples_per_s": seen_window * accelerator.num_processes / max(busy, 1e-9),
                 "step_time_s": busy / n_steps,
+                # CPU seconds of this process per step: comparable across loaded and idle machines
+                "step_cpu_s": busy_cpu / n_steps,
                 "epoch_progress": sampler.position / len(sampler),
             })
             log.metrics(values, split="train")
@@ -476,7 +479,7 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
             window.clear()
             window_n.clear()
-            busy, seen_window, window_steps = 0.0, 0, 0
+            busy, busy_cpu, seen_window, window_steps = 0.0, 0.0, 0, 0
 
         if (eval_every and step % eval_every == 0) or last:
             run_eval()
