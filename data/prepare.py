@@ -10,7 +10,7 @@ import datasets
 
 from . import paths
 from .adapters import ADAPTERS
-from .errors import DataError, Report
+from .errors import BadRow, DataError, Report
 from .records import HEADS
 
 # Per-shard progress bars from save/load would drown the bad-row report.
@@ -51,19 +51,27 @@ def prepare(
         key = _fingerprint(adapter, root)
         done = target / key
         if use_cache and not strict and (done / "dataset_dict.json").is_file():
+            _replay(done / "report.json", report, name)
             return datasets.load_from_disk(str(done))
     dsd = adapter.build(root, report)
     if report.bad or report.removed:
         print(report.summary(name))
     if key:
         dsd.save_to_disk(str(target / key))
-        (target / key / "report.json").write_text(
-            json.dumps(
-                {"skipped": [str(b) for b in report.bad], "removed": [str(b) for b in report.removed]},
-                indent=1,
-            )
-        )
+        rows = {kind: [vars(b) for b in getattr(report, kind)] for kind in ("bad", "removed")}
+        (target / key / "report.json").write_text(json.dumps(rows, indent=1))
     return dsd
+
+
+def _replay(path: Path, report: Report, name: str) -> None:
+    """A cached build still reports the rows it skipped, so a cache hit hides nothing."""
+    if not path.is_file():
+        return
+    rows = json.loads(path.read_text())
+    for kind in ("bad", "removed"):
+        getattr(report, kind).extend(BadRow(**r) for r in rows.get(kind, []))
+    if report.bad or report.removed:
+        print(f"{report.summary(name)} (cached build; each row is listed in {path})")
 
 
 def head_stats(dsd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]:

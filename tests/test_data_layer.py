@@ -2,6 +2,7 @@
 import pytest
 
 from biascard.cli import main
+from biascard.data.errors import Report
 from biascard.data.prepare import head_stats, prepare
 
 # The table: head -> datasets that must feed it.
@@ -57,3 +58,13 @@ def test_cli_list_names_all_adapters(capsys):
 def test_unknown_dataset_is_a_clear_error(capsys):
     assert main(["data", "prepare", "nope"]) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_a_cache_hit_still_reports_skipped_rows(tmp_path, capsys):
+    first, second = Report(), Report()
+    prepare("basil", cache_dir=tmp_path, report=first)
+    assert len(first.bad) == 8  # BASIL's 8 empty sentences
+    capsys.readouterr()
+    prepare("basil", cache_dir=tmp_path, report=second)
+    assert [str(b) for b in second.bad] == [str(b) for b in first.bad]
+    assert "8 bad row(s) skipped (cached build" in capsys.readouterr().out
