@@ -36,7 +36,9 @@ demo: install
 	$(VENV)/bin/biascard data stats
 	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
 	$(VENV)/bin/biascard-train experiment=quick hydra.run.dir=$(DEMO)/train
-	$(VENV)/bin/biascard-eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval
+	# a capped evaluation (500 test examples per dataset); drop the caps for the full report
+	$(VENV)/bin/biascard-eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval max_examples=500 \
+	  baselines.max_train=2000 'baselines.c_grid=[1.0]' predict.max_chunks=2 bootstrap.n_boot=300
 	@echo "evaluation report: $(DEMO)/eval/report.html"
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
 	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt

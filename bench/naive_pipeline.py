@@ -151,6 +151,7 @@ def main(argv=None) -> None:
         print()
         print(_common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)",
                                    *([f"vs naive (batch_size {args.naive_batch})"] if batched in times else [])]))
+        print("(medians of interleaved rounds)")
         cfg = model.config.encoder_config()
         ours = sum(w[4] for w in _common.encoder_work(composer, objs).values()) / len(arts)
         flops = [["ours (one pass per chunk, length-sorted batches)", f"{ours / 1e9:.1f}", "1.0x"]]
@@ -161,7 +162,6 @@ def main(argv=None) -> None:
         print(_common.table(flops, ["encoder work", "GFLOP/article", "vs ours"]))
         print("(analytic FLOPs of the padded batches each side runs; the speed ratio above exceeds this FLOP "
               "ratio by what batch-1 calls lose to small GEMMs, per-call overhead and thread synchronisation)")
-        print("(medians of interleaved rounds)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ biased_words (token), topic) with length-grouped batches; the baseline is
 order unless --hf-group-by-length. Only training steps after --warmup are timed (no eval,
 no checkpoints). Prints samples/s of both and their ratio.
 
-  .venv/bin/python bench/train_throughput.py --steps 30 --batch-size 16 --max-length 128
+  .venv/bin/python bench/train_throughput.py --steps 20 --batch-size 16 --max-length 128
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def hf_trainer(args) -> tuple[float, list[float], float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=30, help="timed steps per side")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per side")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=128)

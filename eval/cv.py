@@ -70,6 +70,34 @@ def _concat(parts: list[Outputs]) -> Outputs:
     )
 
 
+def _training_view(train: list[dict], val: list[dict], heads: list[str]) -> tuple[list[dict], list[dict]]:
+    """The fold as the training run sees it: only the evaluated heads keep labels, and
+    validation values unseen in the train folds are dropped (training takes its label sets
+    from train and rejects unknown validation values; they only steer early stopping)."""
+    from biascard.data.records import HEADS
+
+    seen: dict[str, set] = {h: set() for h in heads}
+    for r in train:
+        for h in heads:
+            v = r["labels"][h]
+            if v is not None and HEADS[h][0] in ("multiclass", "multilabel"):
+                seen[h].update(v if isinstance(v, list) else [v])
+
+    def view(r: dict, is_val: bool) -> dict:
+        labels = {}
+        for h, v in r["labels"].items():
+            if h not in heads:
+                v = None
+            elif is_val and v is not None and HEADS[h][0] == "multiclass" and v not in seen[h]:
+                v = None
+            elif is_val and v is not None and HEADS[h][0] == "multilabel":
+                v = [x for x in v if x in seen[h]]
+            labels[h] = v
+        return {**r, "labels": labels}
+
+    return [view(r, False) for r in train], [view(r, True) for r in val]
+
+
 @contextlib.contextmanager
 def _fold_data(name: str, dsd):
     """Make `biascard.data.prepare.prepare(name)` return this fold's DatasetDict.

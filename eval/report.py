@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tasks import LOWER_IS_BETTER, PRIMARY, Outputs, confusion, reliability
+from .tasks import LOWER_IS_BETTER, Outputs, confusion, reliability
 
 SYSTEM_NAMES = {
     "model": "model",

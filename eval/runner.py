@@ -21,7 +21,6 @@ from .baselines import label_set, labeled, run_baselines
 from .predict import predict_records
 from .tasks import PRIMARY, TYPES, Outputs, dumps, merge_spans, score_with_ci
 
-SYSTEM_ORDER = ("model", "majority", "tfidf_lr", "lexicon")
 # the command line as typed (set by __main__ before Hydra rewrites sys.argv)
 COMMAND: str | None = None
 

@@ -14,7 +14,6 @@ from biascard.eval.runner import score_systems, write_run
 from biascard.eval.screenshot import chromium_path, screenshot
 from biascard.eval.tasks import Outputs
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
