@@ -28,3 +28,15 @@ def cache_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("biascard-cache")
     os.environ["BIASCARD_CACHE_DIR"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_inputs(cache_dir):
+    """Build the arrow cache and the tiny encoder once, so debug=smoke runs only read them."""
+    from biascard.data.prepare import prepare
+    from biascard.train.tiny import make_tiny_encoder
+
+    for name in ("babe", "gvfc"):
+        prepare(name)
+    make_tiny_encoder()
+    return cache_dir

@@ -11,15 +11,6 @@ import pytest
 from biascard.train.logging import read_metrics
 
 
-@pytest.fixture(scope="module")
-def smoke_inputs(cache_dir):
-    from biascard.data.prepare import prepare
-    from biascard.train.tiny import make_tiny_encoder
-
-    for name in ("babe", "gvfc"):
-        prepare(name)
-    make_tiny_encoder()
-    return cache_dir
 
 
 def test_two_process_cpu_launch(smoke_inputs, tmp_path):

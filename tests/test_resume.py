@@ -32,15 +32,6 @@ OVERRIDES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def smoke_inputs(cache_dir):
-    from biascard.data.prepare import prepare
-    from biascard.train.tiny import make_tiny_encoder
-
-    for name in ("babe", "gvfc"):
-        prepare(name)
-    make_tiny_encoder()
-    return cache_dir
 
 
 def _cmd(run_dir: Path, *extra: str) -> list[str]:

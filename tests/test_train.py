@@ -23,16 +23,6 @@ def _compose(*overrides: str):
         return compose(config_name="train", overrides=list(overrides))
 
 
-@pytest.fixture(scope="module")
-def smoke_inputs(cache_dir):
-    """Build the arrow cache and the tiny encoder once, so runs only read them."""
-    from biascard.data.prepare import prepare
-    from biascard.train.tiny import make_tiny_encoder
-
-    for name in ("babe", "gvfc"):
-        prepare(name)
-    make_tiny_encoder()
-    return cache_dir
 
 
 def _run_in_process(out_dir: Path, *overrides: str) -> dict:
