@@ -72,7 +72,7 @@ def load_line(when: str) -> str:
 
 
 @contextlib.contextmanager
-def report(name: str, argv: list[str] | None = None, save: bool = True):
+def report(name: str, argv: list[str] | None = None, save: bool = True, script: str | None = None):
     """Header and footer with date, machine and load; stdout also goes to bench/results/<name>.txt."""
     out = None
     if save:
@@ -100,7 +100,7 @@ def report(name: str, argv: list[str] | None = None, save: bool = True):
 
     sys.stdout = Tee()
     try:
-        cmd = " ".join(["python", f"bench/{name}.py", *(argv if argv is not None else sys.argv[1:])])
+        cmd = " ".join(["python", f"bench/{script or name}.py", *(argv if argv is not None else sys.argv[1:])])
         print(f"# {cmd}")
         print(f"# {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
         print(f"# {machine_line()}")

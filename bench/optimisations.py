@@ -152,7 +152,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(2)
     with_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and native_bf16())
     do_metrics = args.metrics == "on" or (args.metrics == "auto" and args.model)
-    with _common.report("optimisations", argv, save=not args.no_save):
+    # the metric part alone keeps its own results file beside the speed table
+    name = "optimisations-metrics" if args.skip_speed else "optimisations"
+    with _common.report(name, argv, save=not args.no_save, script="optimisations"):
         model_dir = Path(args.model) if args.model else _common.default_model_dir()
         model, tok = load_model_dir(model_dir)
         print(f"model: {model_dir}{'' if args.model else ' (untrained: speed only)'}")

@@ -3,8 +3,9 @@
   biascard-eval model=DIR [data=babe | datasets=[babe,logic]] [split=test] [bootstrap.n_boot=1000]
   biascard-eval cv.folds=5 cv.dataset=babe [cv.train_model=true cv.train_overrides=[experiment=quick]]
   biascard-eval compare RUN_A RUN_B [--system model] [--b-system model] [--n-boot 1000]
+  biascard-eval targets RUN [RUN ...]   (the default model's targets, templates/targets.json)
 
-`compare` is dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is
+`compare` and `targets` are dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is
 rewritten to `model_dir=DIR`, because `model` is also a config group of training.
 """
 from __future__ import annotations
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int | None:
         from .compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv[:1] == ["targets"]:
+        from .targets import main as targets_main
+
+        return targets_main(argv[1:])
     from . import runner
 
     runner.COMMAND = " ".join(["biascard-eval", *argv])

@@ -254,5 +254,7 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
             + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
         ),
         "systems": systems,
+        "train_overrides": [str(o) for o in cv.get("train_overrides") or []] if "model" in systems else [],
+        "train_cap": int(cap) if cap else None,
         "results": results,
     }

@@ -284,8 +284,11 @@ def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
             except Exception as e:  # noqa: BLE001 - a card the text layout rejects is shown as JSON
                 text = f"(render_text failed: {e})\n" + json.dumps(item["card"], indent=1)
             cards["items"].append({**item, "text": text, "file": item.get("file"), "srcdoc": item.get("srcdoc")})
+    from .targets import table as targets_table
+
+    targets = targets_table(metrics["targets"]) if metrics.get("targets") else None
     return {
-        "m": metrics, "tasks": tasks, "anchors": anchors, "by_head": by_head, "cv": cv, "cards": cards,
+        "m": metrics, "tasks": tasks, "anchors": anchors, "targets": targets, "by_head": by_head, "cv": cv, "cards": cards,
         "summary_plot": plots.get("__summary__"), "system_names": SYSTEM_NAMES,
     }
 

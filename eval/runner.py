@@ -329,10 +329,12 @@ def _by_head(metrics: dict) -> dict:
 
 def write_run(metrics: dict, outputs_all: dict[str, dict[str, Outputs]], c: dict, out_dir: Path, model_dir) -> dict:
     """Write predictions.jsonl, the report (plots, sample cards) and metrics.json of a run."""
-    from . import report
+    from . import report, targets
 
     metrics["by_head"] = _by_head(metrics)
     metrics["anchors"] = report.match_anchors(metrics)
+    measured = [r for r in targets.match([("this run", metrics)]) if r["measured"]]
+    metrics["targets"] = measured
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
         for task, outs in outputs_all.items():
             for system, o in outs.items():

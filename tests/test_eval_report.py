@@ -105,19 +105,20 @@ def test_screenshot_script_fails_on_a_broken_image(tmp_path):
     assert proc.returncode == 1 and "1 broken" in proc.stdout
 
 
-def _fake_run(path: Path, quality: float, seed: int = 0) -> Path:
+def _fake_run(path: Path, quality: float, seed: int = 0, task: str = "fake/language_bias") -> Path:
     """An eval run dir of one binary task whose 'model' is right on `quality` of 500 examples."""
+    dataset, head = task.split("/")
     rng = np.random.default_rng(seed)
     n = 500
     gold = np.random.default_rng(99).integers(0, 2, n)  # the same gold in every fake run
     right = rng.random(n) < quality
     prob = np.clip(np.where(right, gold, 1 - gold) * 0.7 + rng.random(n) * 0.3, 0, 1)
-    out = Outputs(task="fake/language_bias", head="language_bias", type="binary", labels=["0", "1"],
-                  ids=[f"r{i}" for i in range(n)], dataset=["fake"] * n, outlet=[None] * n, gold=gold, prob=prob)
+    out = Outputs(task=task, head=head, type="binary", labels=["0", "1"],
+                  ids=[f"r{i}" for i in range(n)], dataset=[dataset] * n, outlet=[None] * n, gold=gold, prob=prob)
     c = {"bootstrap": {"n_boot": 200, "seed": 0, "ci": 0.95}, "ece_bins": 10, "report": {"sample_cards": 0, "plots": False}}
     metrics = {"created": "test", "model_dir": None, "split": "test", "bootstrap": c["bootstrap"], "config": {},
-               "command": "test", "notes": [], "datasets": ["fake"], "datasets_from": "test",
-               "tasks": {out.task: {"dataset": "fake", "head": "language_bias", "type": "binary", "labels": ["0", "1"],
+               "command": "test", "notes": [], "datasets": [dataset], "datasets_from": "test",
+               "tasks": {out.task: {"dataset": dataset, "head": head, "type": "binary", "labels": ["0", "1"],
                                     "n": n, "n_train": 0, "primary": "macro_f1",
                                     "systems": score_systems({"model": out}, c)}}}
     path.mkdir(parents=True)
@@ -140,6 +141,18 @@ def test_compare_marks_clear_differences_only(tmp_path):
     (strong / "predictions.jsonl").unlink()
     unpaired = compare(weak, strong, n_boot=100)["tasks"]["fake/language_bias"]["macro_f1"]
     assert unpaired["method"].startswith("CI overlap") and unpaired["significant"]
+
+
+def test_report_shows_the_targets_this_run_measured(tmp_path):
+    run = _fake_run(tmp_path / "logic", 0.9, seed=5, task="logic/fallacy")
+    m = json.loads((run / "metrics.json").read_text())
+    assert [t["task"] for t in m["targets"]] == ["logic/fallacy"]
+    value = m["tasks"]["logic/fallacy"]["systems"]["model"]["metrics"]["macro_f1"]["value"]
+    assert m["targets"][0]["gap"] == pytest.approx(value - 0.60)
+    assert "## Default-model targets measured in this run" in (run / "report.md").read_text()
+    assert "Default-model targets" in (run / "report.html").read_text()
+    # a run without any target task shows no such section
+    assert "Default-model targets" not in (_fake_run(tmp_path / "other", 0.9) / "report.md").read_text()
 
 
 def test_compare_command_line(tmp_path):
