@@ -1,12 +1,15 @@
 """Head declarations (configs/heads/*.yaml) and their label sets.
 
-A head is declared as `name: {type, level, labels, loss_weight[, span_label]}`.
-`labels: null` means "take the label set from the data" (`resolve_labels`).
+A head is declared as `name: {type, level, labels, loss_weight[, span_label, class_weight,
+focal_gamma]}`. `labels: null` means "take the label set from the data" (`resolve_labels`).
+`class_weight: balanced` is also resolved from the train data (n / (K * n_c) per class) and
+saved as the list it became.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +36,10 @@ class HeadSpec:
     loss_weight: float = 1.0
     # token heads: only spans with this label mark tokens (None = every span)
     span_label: str | None = None
+    # binary/multiclass: None, "balanced" (resolved from train counts) or one weight per label
+    class_weight: Any = None
+    # binary/multiclass/multilabel: focal loss (1 - p_t)^gamma * CE; 0 = plain cross-entropy
+    focal_gamma: float = 0.0
 
     def __post_init__(self):
         where = f"head {self.name!r}"
@@ -48,6 +55,25 @@ class HeadSpec:
             raise ValueError(f"{where}: loss_weight {self.loss_weight!r} is not a number") from None
         if not self.loss_weight >= 0:
             raise ValueError(f"{where}: loss_weight must be >= 0, got {self.loss_weight}")
+        try:
+            self.focal_gamma = float(self.focal_gamma)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: focal_gamma {self.focal_gamma!r} is not a number") from None
+        if self.focal_gamma < 0 or (self.focal_gamma and self.type not in ("binary", "multiclass", "multilabel")):
+            raise ValueError(f"{where}: focal_gamma must be >= 0 and only on binary/multiclass/multilabel heads")
+        if self.class_weight is not None:
+            if self.type not in ("binary", "multiclass"):
+                raise ValueError(f"{where}: class_weight is for binary and multiclass heads, not {self.type}")
+            if isinstance(self.class_weight, str):
+                if self.class_weight != "balanced":
+                    raise ValueError(f"{where}: class_weight {self.class_weight!r}: use 'balanced' or a list of weights")
+            else:
+                try:
+                    self.class_weight = [float(w) for w in self.class_weight]
+                except (TypeError, ValueError):
+                    raise ValueError(f"{where}: class_weight must be 'balanced' or a list of numbers") from None
+                if not all(w > 0 for w in self.class_weight):
+                    raise ValueError(f"{where}: class weights must be > 0, got {self.class_weight}")
         if self.labels is None and self.type in DEFAULT_LABELS:
             self.labels = list(DEFAULT_LABELS[self.type])  # fixed by the type, not the data
         if self.labels is not None:
@@ -57,6 +83,9 @@ class HeadSpec:
             if len(set(self.labels)) != len(self.labels):
                 raise ValueError(f"{where}: labels repeat a value: {self.labels}")
             self._check_label_count()
+            if isinstance(self.class_weight, list) and len(self.class_weight) != len(self.labels):
+                raise ValueError(f"{where}: class_weight has {len(self.class_weight)} weights for "
+                                 f"{len(self.labels)} labels {self.labels}")
 
     def _check_label_count(self):
         n, where = len(self.labels), f"head {self.name!r}"
@@ -126,6 +155,8 @@ class HeadSpec:
             "labels": None if self.labels is None else list(self.labels),
             "loss_weight": self.loss_weight,
             "span_label": self.span_label,
+            "class_weight": self.class_weight,
+            "focal_gamma": self.focal_gamma,
             "problem_type": self.problem_type,
         }
         if self.labels is not None:
@@ -222,6 +253,16 @@ def _values(head: HeadSpec, value: Any, where: str) -> list[str]:
     return [str(value)]
 
 
+def _balanced(head: HeadSpec, labels: list[str], counts: Counter) -> list[float]:
+    """n / (K * n_c) per label from the train counts (binary data says 0/1: index = value)."""
+    per = [counts.get(label, 0) + (counts.get(str(i), 0) if head.type == "binary" and label != str(i) else 0)
+           for i, label in enumerate(labels)]
+    n, k = sum(per), len(labels)
+    if not n:
+        raise ValueError(f"head {head.name!r}: class_weight balanced needs labeled train records")
+    return [round(n / (k * c), 6) if c else 1.0 for c in per]
+
+
 def _sort_key(label: str):
     # "2" before "10" when every label is a number
     return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
@@ -241,6 +282,7 @@ def resolve_labels(
     """
     heads = load_heads(heads)
     seen: dict[str, dict[str, set[str]]] = {name: {} for name in heads}  # head -> split -> values
+    counts: dict[str, Counter] = {name: Counter() for name in heads}  # train values, for class_weight
     for split, rows in _splits(dataset_dicts):
         for i, labels in enumerate(_label_column(rows)):
             labels = labels or {}
@@ -249,7 +291,10 @@ def resolve_labels(
                 if value is None:
                     continue
                 where = f"split {split!r} row {i}"
-                seen[name].setdefault(split, set()).update(_values(head, value, where))
+                values = _values(head, value, where)
+                seen[name].setdefault(split, set()).update(values)
+                if split in train_splits:
+                    counts[name].update(values)
 
     out: dict[str, HeadSpec] = {}
     for name, head in heads.items():
@@ -265,7 +310,10 @@ def resolve_labels(
                         f"has a value for it; declare the labels or drop the head"
                     )
                 labels = sorted(train_values, key=_sort_key)
-        resolved = dataclasses.replace(head, labels=labels)
+        weight = head.class_weight
+        if weight == "balanced":
+            weight = _balanced(head, labels, counts[name])
+        resolved = dataclasses.replace(head, labels=labels, class_weight=weight)
         known = set(resolved.labels)
         if head.type == "binary":
             known |= {"0", "1"}  # data says 0/1; labels only name the two classes

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -207,17 +208,43 @@ def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwar
     return metrics
 
 
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def _lr_scale(name: str, num_layers: int, decay: float | None) -> float:
+    """Layer-wise lr decay: the top encoder layer keeps lr, each layer below gets `decay` times
+    the one above, embeddings the lowest; heads and anything above the layers keep 1."""
+    if not decay or decay == 1.0 or not name.startswith("encoder."):
+        return 1.0
+    m = _LAYER.search(name)
+    if m:
+        depth = int(m.group(1)) + 1
+    elif "embeddings" in name:
+        depth = 0
+    else:
+        return 1.0
+    return float(decay) ** (num_layers - depth)
+
+
 def _param_groups(model, tr) -> list[dict]:
-    """AdamW groups: no decay on biases and norms; fresh heads may take a larger lr."""
+    """AdamW groups: no decay on biases and norms; fresh heads may take a larger lr; encoder
+    layers may take a layer-wise decayed lr (`trainer.layer_decay`)."""
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     lr, head_lr = float(tr.lr), float(tr.get("head_lr") or tr.lr)
+    decay = tr.get("layer_decay")
+    if decay is not None and not 0.0 < float(decay) <= 1.0:
+        raise ValueError(f"trainer.layer_decay: {decay!r} must be in (0, 1] or null")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    num_layers = 1 + max((int(m.group(1)) for n, _ in named if n.startswith("encoder.") and (m := _LAYER.search(n))),
+                         default=-1)
     groups: dict[tuple, list] = defaultdict(list)
-    for n, p in model.named_parameters():
-        if p.requires_grad:
-            groups[(n.startswith("heads."), n.endswith(no_decay))].append(p)
+    for n, p in named:
+        is_head = n.startswith("heads.")
+        scale = 1.0 if is_head else _lr_scale(n, num_layers, decay)
+        groups[(is_head, n.endswith(no_decay), scale)].append(p)
     return [
-        {"params": ps, "lr": head_lr if is_head else lr, "weight_decay": 0.0 if nd else float(tr.weight_decay)}
-        for (is_head, nd), ps in sorted(groups.items())
+        {"params": ps, "lr": head_lr if is_head else lr * scale, "weight_decay": 0.0 if nd else float(tr.weight_decay)}
+        for (is_head, nd, scale), ps in sorted(groups.items())
     ]
 
 

@@ -327,28 +327,46 @@ class BiasCardModel(PreTrainedModel):
         self.encoder.set_input_embeddings(value)
 
 
+def _weighted_mean(per_example: torch.Tensor, y: torch.Tensor, spec: HeadSpec) -> torch.Tensor:
+    if not isinstance(spec.class_weight, list):
+        return per_example.mean()
+    w = torch.tensor(spec.class_weight, dtype=per_example.dtype, device=per_example.device)[y.long()]
+    return (w * per_example).sum() / w.sum()
+
+
+def _focal(ce: torch.Tensor, p_true: torch.Tensor, gamma: float) -> torch.Tensor:
+    return ce if not gamma else (1.0 - p_true).clamp(min=0.0).pow(gamma) * ce
+
+
 def head_loss_fn(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
-    """One head's loss over its labeled examples only; None when none is labeled."""
+    """One head's loss over its labeled examples only; None when none is labeled.
+
+    Binary/multiclass heads may weight classes (`class_weight`, a weighted mean) and use focal
+    loss (`focal_gamma`); multilabel heads may use focal loss per label."""
     kind = spec.type
     if kind == "regression":
         keep = ~torch.isnan(y)
         return F.mse_loss(logits[keep], y[keep].to(logits.dtype)) if keep.any() else None
-    if kind == "multilabel":
-        keep = y != -100
-        if not keep.any():
-            return None
-        return F.binary_cross_entropy_with_logits(logits[keep], y[keep].to(logits.dtype))
     keep = y != -100
     if not keep.any():
         return None
-    if kind == "binary":
-        return F.binary_cross_entropy_with_logits(logits[keep], y[keep].to(logits.dtype))
+    logits, y = logits[keep], y[keep]
+    gamma = float(getattr(spec, "focal_gamma", 0.0) or 0.0)
+    if kind in ("binary", "multilabel"):
+        target = y.to(logits.dtype)
+        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p = torch.sigmoid(logits)
+        ce = _focal(ce, torch.where(target > 0.5, p, 1.0 - p), gamma)
+        return ce.mean() if kind == "multilabel" else _weighted_mean(ce, y, spec)
     if kind == "multiclass":
-        return F.cross_entropy(logits[keep], y[keep].long())
+        ce = F.cross_entropy(logits, y.long(), reduction="none")
+        if gamma:
+            ce = _focal(ce, torch.exp(-ce), gamma)  # p_true = exp(-CE)
+        return _weighted_mean(ce, y, spec)
     if kind == "ordinal":
-        return corn_loss(logits[keep], y[keep].long())
+        return corn_loss(logits, y.long())
     if kind == "token":
-        return F.cross_entropy(logits[keep], y[keep].long())
+        return F.cross_entropy(logits, y.long())
     raise ValueError(f"head {spec.name!r}: unknown type {kind!r}")
 
 
