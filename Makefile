@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test browser clean
+.PHONY: install demo default-model test browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,19 @@ demo: install
 	@echo "evaluation report: $(DEMO)/eval/report.html"
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
 	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
+
+# The default model and the numbers of the README's default-model table (about 2.5 hours on
+# 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,
+# the two k-fold protocols (BABE, GVFC) with a single-dataset model trained per fold, the table.
+DEFAULT ?= outputs/default
+default-model: install
+	$(VENV)/bin/biascard-train experiment=cpu hydra.run.dir=$(DEFAULT)/train
+	$(VENV)/bin/biascard-eval model=$(DEFAULT)/train/model predict.max_chunks=4 hydra.run.dir=$(DEFAULT)/eval
+	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
+	  "cv.train_overrides=['experiment=single','heads=babe']" hydra.run.dir=$(DEFAULT)/cv_babe
+	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=gvfc cv.train_model=true 'cv.heads=[gvfc_frame]' \
+	  "cv.train_overrides=['experiment=single']" hydra.run.dir=$(DEFAULT)/cv_gvfc
+	$(VENV)/bin/biascard-eval targets $(DEFAULT)/eval $(DEFAULT)/cv_babe $(DEFAULT)/cv_gvfc
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
