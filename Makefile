@@ -43,7 +43,7 @@ demo: install
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
 	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
 
-# The default model and the numbers of the README's default-model table (about 2.5 hours on
+# The default model and the numbers of the README's default-model table (roughly 1.5-2 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,
 # the two k-fold protocols (BABE, GVFC) with a single-dataset model trained per fold, the table.
 DEFAULT ?= outputs/default
