@@ -20,15 +20,23 @@ from .report import MAIN_METRICS, fmt
 from .tasks import LOWER_IS_BETTER, Outputs, dumps, score
 
 
-def load_run(run: str | Path) -> tuple[dict, dict[tuple[str, str], list[dict]] | None]:
+def run_dir(run: str | Path) -> Path:
+    """An eval run dir, given the dir or its metrics.json."""
     run = Path(run)
     if (run / "metrics.json").is_file():
-        pass
-    elif run.name == "metrics.json" and run.is_file():
-        run = run.parent
-    else:
-        raise FileNotFoundError(f"{run}: no metrics.json (pass an eval run dir)")
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+        return run
+    if run.name == "metrics.json" and run.is_file():
+        return run.parent
+    raise FileNotFoundError(f"{run}: no metrics.json (pass an eval run dir)")
+
+
+def load_metrics(run: str | Path) -> dict:
+    return json.loads((run_dir(run) / "metrics.json").read_text(encoding="utf-8"))
+
+
+def load_run(run: str | Path) -> tuple[dict, dict[tuple[str, str], list[dict]] | None]:
+    run = run_dir(run)
+    metrics = load_metrics(run)
     pred_file = run / "predictions.jsonl"
     if not pred_file.is_file():
         return metrics, None

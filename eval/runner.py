@@ -333,8 +333,7 @@ def write_run(metrics: dict, outputs_all: dict[str, dict[str, Outputs]], c: dict
 
     metrics["by_head"] = _by_head(metrics)
     metrics["anchors"] = report.match_anchors(metrics)
-    measured = [r for r in targets.match([("this run", metrics)]) if r["measured"]]
-    metrics["targets"] = measured
+    metrics["targets"] = [r for r in targets.match([("this run", metrics)]) if r["measured"]]
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as fh:
         for task, outs in outputs_all.items():
             for system, o in outs.items():

@@ -1,6 +1,6 @@
 """The default model's targets (templates/targets.json) against what eval runs measured.
 
-  biascard-eval targets RUN [RUN ...] [--markdown]
+  biascard-eval targets RUN [RUN ...] [--json]
 
 Each target is read from the first run that measured it on its own protocol: a fixed-split
 target from a run's `tasks` (the test split, whole: a run with max_examples does not count),
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from .compare import load_metrics
 from .report import ci, fmt, template_text
 
 
@@ -67,9 +67,8 @@ def match(runs: list[tuple[str, dict]]) -> list[dict]:
         if found:
             row["gap"] = found["value"] - t["target"]
             row["status"] = "met" if row["gap"] >= 0 else "missed"
-            row["over_floor"] = found["value"] - t["floor"]
         else:
-            row["gap"] = row["over_floor"] = None
+            row["gap"] = None
             row["status"] = "not measured"
         rows.append(row)
     return rows
@@ -84,14 +83,6 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| `{r['head']}` | {r['dataset']} | {r['protocol_text']} | {r['floor']} | {m.get('tfidf_lr', '–')} "
                      f"| {m.get('text', '–')} | ≥ {r['target']} | {gap} | {r['status']} |")
     return "\n".join(lines)
-
-
-def load_metrics(run: str) -> dict:
-    p = Path(run)
-    p = p / "metrics.json" if p.is_dir() else p
-    if not p.is_file():
-        raise FileNotFoundError(f"{run}: no metrics.json (pass an eval run dir)")
-    return json.loads(p.read_text(encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
