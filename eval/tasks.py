@@ -44,6 +44,8 @@ class Outputs:
     spans: list | None = None
     # how the system was fitted (e.g. the chosen C), shown in the report
     info: dict = dataclasses.field(default_factory=dict)
+    # binary [1] / multilabel [C]: decide P >= threshold (None = 0.5); the model's are fit on validation
+    thresholds: object = None
 
     def __post_init__(self):
         if self.type not in TYPES:
@@ -59,23 +61,35 @@ class Outputs:
             self.prob = np.asarray(self.prob, dtype=float)
             if len(self.prob) != n:
                 raise ValueError(f"{self.task}: {len(self.prob)} probability rows for {n} examples")
+        if self.thresholds is not None:
+            self.thresholds = np.asarray(self.thresholds, dtype=float)
+            want = 1 if self.type == "binary" else len(self.labels)
+            if self.type not in ("binary", "multilabel") or self.thresholds.shape != (want,):
+                raise ValueError(f"{self.task}: thresholds {self.thresholds.tolist()} do not fit a "
+                                 f"{self.type} head with {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def pred(self) -> np.ndarray | list:
-        """Hard predictions: threshold 0.5, argmax, or the median rank of an ordinal distribution."""
+        """Hard predictions: P >= threshold (0.5 unless fit), argmax, or the median rank of an ordinal distribution."""
         if self.type == "binary":
-            return (self.prob >= 0.5).astype(int)
+            return (self.prob >= self.threshold[0]).astype(int)
         if self.type == "multiclass":
             return self.prob.argmax(axis=1)
         if self.type == "ordinal":
             # the rank where the cumulative probability first reaches 0.5 (CORN's decision rule)
             return (np.cumsum(self.prob, axis=1) < 0.5).sum(axis=1).clip(0, self.prob.shape[1] - 1)
         if self.type == "multilabel":
-            return (self.prob >= 0.5).astype(int)
+            return (self.prob >= self.threshold[None, :]).astype(int)
         return self.spans
+
+    @property
+    def threshold(self) -> np.ndarray:
+        if self.thresholds is not None:
+            return self.thresholds
+        return np.full(1 if self.type == "binary" else len(self.labels), 0.5)
 
     def subset(self, idx: Iterable[int]) -> "Outputs":
         idx = list(idx)
@@ -106,7 +120,10 @@ class Outputs:
             yield row
 
     def meta(self) -> dict:
-        return {"head": self.head, "type": self.type, "labels": list(self.labels)}
+        out = {"head": self.head, "type": self.type, "labels": list(self.labels)}
+        if self.thresholds is not None:
+            out["thresholds"] = self.thresholds.tolist()
+        return out
 
     @classmethod
     def from_rows(cls, task: str, meta: dict, rows: list[dict]) -> "Outputs":
@@ -122,6 +139,7 @@ class Outputs:
             gold=[r["gold"] for r in rows],
             prob=None if kind == "token" else [r["prob"] for r in rows],
             spans=[r["pred"] for r in rows] if kind == "token" else None,
+            thresholds=meta.get("thresholds"),
         )
 
 
@@ -169,7 +187,7 @@ def score(out: Outputs, idx: np.ndarray | None = None, *, ece_bins: int = 15, fa
         probs = np.stack([1 - o.prob, o.prob], axis=1) if o.type == "binary" else o.prob
         res["ece"] = float(run("ece", predictions=probs, references=o.gold, n_bins=ece_bins)["ece"])
     elif o.type == "multilabel":
-        m = run("multilabel", predictions=o.prob, references=o.gold)
+        m = run("multilabel", predictions=o.prob, references=o.gold, threshold=o.threshold.tolist())
         res.update({k2: m[k2] for k2 in ("micro_f1", "macro_f1", "mAP", "top1_accuracy")})
         res.update(_named("f1", m["f1"], o.labels))
     elif o.type == "token":

@@ -527,9 +527,10 @@ class Composer:
             polarity = self._document_label("sdg_polarity", i, probs, ("positive", "negative"))
             relevance = self._document_label("sdg_relevance", i, probs, ("direct", "indirect"))
             goals = []
+            cut = self._label_thresholds(spec, s["sdg_threshold"])
             for j, lab in enumerate(spec.labels):
                 g = _label_int(lab)
-                if g is not None and 1 <= g <= 17 and p[j] >= float(s["sdg_threshold"]):
+                if g is not None and 1 <= g <= 17 and p[j] >= cut[j]:
                     goals.append({"goal": g, "name": SDG_NAMES[g], "probability": round(float(p[j]), 4),
                                   "polarity": polarity, "relevance": relevance})
             goals.sort(key=lambda x: (-x["probability"], x["goal"]))
@@ -538,8 +539,9 @@ class Composer:
         if spec is not None and spec.level == "document" and spec.type in ("multilabel", "multiclass"):
             p = probs["topic"][i]
             order = sorted(range(len(p)), key=lambda j: (-p[j], j))[: int(s["topic_k"])]
+            cut = self._label_thresholds(spec, s["topic_threshold"])
             card["topics"] = [{"label": spec.labels[j], "probability": round(float(p[j]), 4)}
-                              for j in order if p[j] >= float(s["topic_threshold"])]
+                              for j in order if p[j] >= cut[j]]
         spec = self.specs.get("political_leaning")
         if spec is not None and spec.level == "document" and spec.type == "multiclass":
             p = probs["political_leaning"][i]
@@ -549,6 +551,13 @@ class Composer:
                 best = max(known, key=lambda j: p[j])
                 card["political_leaning"] = {"label": spec.labels[best], "distribution": dist}
         return card
+
+    def _label_thresholds(self, spec, default) -> list[float]:
+        """Per label: the threshold fit on validation and saved with the model (multilabel heads,
+        composer.use_model_thresholds), else the composer's one `default`."""
+        if spec.type == "multilabel" and spec.thresholds is not None and self.settings.get("use_model_thresholds", True):
+            return list(spec.thresholds)
+        return [float(default)] * len(spec.labels)
 
     def _document_label(self, head: str, i: int, probs, allowed: tuple[str, ...]) -> str | None:
         spec = self.specs.get(head)

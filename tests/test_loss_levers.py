@@ -25,10 +25,30 @@ def test_balanced_weights_come_from_train_counts_only():
     binary = resolve_labels(load_heads({"b": {"type": "binary", "class_weight": "balanced"}}),
                             {"train": _rows([0, 0, 0, 1], head="b")})["b"]
     assert binary.class_weight == pytest.approx([4 / 6, 4 / 2], rel=1e-5)
+    # multilabel: each label's positives weigh n_neg / n_pos (BCE pos_weight)
+    ml = resolve_labels(load_heads({"m": {"type": "multilabel", "class_weight": "balanced"}}),
+                        {"train": _rows([["x"], ["x", "y"], ["x"], [], None], head="m")})["m"]
+    assert ml.labels == ["x", "y"] and ml.class_weight == pytest.approx([1 / 3, 3 / 1], rel=1e-5)
+
+
+def test_multilabel_pos_weight_matches_torch():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3)
+    y = torch.tensor([[1, 0, 0], [0, 1, 1], [-100, -100, -100], [0, 0, 1]])
+    spec = HeadSpec(name="m", type="multilabel", labels=["a", "b", "c"], class_weight=[2.0, 1.0, 5.0])
+    keep = torch.tensor([0, 1, 3])
+    ref = F.binary_cross_entropy_with_logits(logits[keep], y[keep].float(), pos_weight=torch.tensor([2.0, 1.0, 5.0]))
+    assert head_loss_fn(spec, logits, y).item() == pytest.approx(ref.item(), rel=1e-6)
+    plain = HeadSpec(name="m", type="multilabel", labels=["a", "b", "c"])
+    ref = F.binary_cross_entropy_with_logits(logits[keep], y[keep].float())
+    assert head_loss_fn(plain, logits, y).item() == pytest.approx(ref.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("bad, msg", [
-    ({"type": "multilabel", "labels": ["x"], "class_weight": "balanced"}, "class_weight is for binary and multiclass"),
+    ({"type": "ordinal", "class_weight": "balanced"}, "class_weight is for binary, multiclass and multilabel"),
+    ({"type": "multiclass", "labels": ["a", "b"], "thresholds": [0.3]}, "thresholds are for binary and multilabel"),
+    ({"type": "multilabel", "labels": ["a", "b"], "thresholds": [0.3]}, "1 thresholds for a multilabel head"),
+    ({"type": "binary", "thresholds": [1.5]}, r"must lie in \(0, 1\)"),
     ({"type": "multiclass", "labels": ["a", "b"], "class_weight": [1.0]}, "1 weights for 2 labels"),
     ({"type": "multiclass", "labels": ["a", "b"], "class_weight": "inverse"}, "use 'balanced'"),
     ({"type": "token", "focal_gamma": 2}, "focal_gamma"),

@@ -137,6 +137,30 @@ def test_model_without_concept_heads_has_null_scores(tmp_path):
     assert torch.get_num_threads() >= 1
 
 
+def test_saved_label_thresholds_decide_the_listed_topics(tmp_path):
+    from biascard.serve.compose import Composer
+    from biascard.train.heads import HeadSpec
+    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
+    from biascard.train.thresholds import write
+    from biascard.train.tiny import make_tiny_encoder
+
+    enc = make_tiny_encoder(tmp_path / "enc")
+    model = BiasCardModel.from_encoder(enc, {"topic": HeadSpec("topic", "multilabel", "document", ["a", "b"])},
+                                       max_length=32, stride=8)
+    save_model_dir(model, load_tokenizer(enc), tmp_path / "m")
+    (plain,) = Composer.from_model_dir(tmp_path / "m").compose([Article(text=ARTICLE)])
+    p = {t["label"]: t["probability"] for t in plain["topics"]}
+    assert set(p) == {"a", "b"}  # topic_threshold 0.0: both listed
+    # a threshold just above a's probability and just below b's: only b is listed
+    write(tmp_path / "m", {"topic": {"thresholds": [min(p["a"] + 0.01, 0.99), max(p["b"] - 0.01, 0.01)]}})
+    (card,) = Composer.from_model_dir(tmp_path / "m").compose([Article(text=ARTICLE)])
+    validate(card)
+    assert [t["label"] for t in card["topics"]] == ["b"]
+    # composer.use_model_thresholds=false goes back to the composer's one threshold
+    (off,) = Composer.from_model_dir(tmp_path / "m", settings={"use_model_thresholds": False}).compose([Article(text=ARTICLE)])
+    assert {t["label"] for t in off["topics"]} == {"a", "b"}
+
+
 def test_document_head_score_keeps_sentence_evidence(tmp_path):
     """Only document-level scores and no token head: the sentence pass still runs for evidence."""
     import torch

@@ -247,6 +247,11 @@ def test_smoke_model_dir_reloads_safetensors_only(smoke_run):
     assert logits["gvfc_frame"].shape == (1, len(specs["gvfc_frame"].labels))
     info = json.loads((model_dir / "training.json").read_text())
     assert info["datasets"] == ["babe", "gvfc"] and info["steps"] == 8
+    # the multilabel head's decision thresholds were fit on validation and saved with it
+    assert len(specs["topic"].thresholds) == len(specs["topic"].labels)
+    assert specs["language_bias"].thresholds is None  # thresholds.types = [multilabel]
+    fit = json.loads((model_dir / "thresholds.json").read_text())
+    assert set(fit["heads"]) == {"topic"} and fit["datasets"] == {"babe": 32, "gvfc": 32}
 
 
 def test_early_stopping_stops_after_patience(smoke_inputs, tmp_path):
@@ -308,3 +313,23 @@ def test_param_groups_give_heads_their_lr_and_skip_decay_on_norms():
         assert g["weight_decay"] == (0.0 if name.endswith(("bias", "LayerNorm.weight")) else 0.01), name
     same = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0}))
     assert {g["lr"] for g in same} == {1e-4}
+
+
+def test_thresholds_cli_refits_on_the_runs_validation_records(smoke_run, tmp_path, capsys):
+    """`python -m biascard.train.thresholds` on a trained model dir rebuilds training's validation
+    records from the run's config.yaml, so it reproduces the thresholds training saved."""
+    import shutil
+
+    from biascard.train.thresholds import main
+
+    out, _ = smoke_run
+    model_dir = tmp_path / "model"
+    shutil.copytree(out / "model", model_dir)
+    saved = json.loads((model_dir / "config.json").read_text())["heads"]["topic"]["thresholds"]
+    (model_dir / "thresholds.json").unlink()
+    assert main(["--model", str(model_dir)]) == 0
+    fit = json.loads((model_dir / "thresholds.json").read_text())
+    assert fit["datasets"] == {"babe": 32, "gvfc": 32}
+    assert fit["heads"]["topic"]["thresholds"] == saved
+    assert main(["--model", str(tmp_path / "absent")]) == 2
+    assert "not a model dir" in capsys.readouterr().err

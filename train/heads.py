@@ -1,9 +1,11 @@
 """Head declarations (configs/heads/*.yaml) and their label sets.
 
 A head is declared as `name: {type, level, labels, loss_weight[, span_label, class_weight,
-focal_gamma]}`. `labels: null` means "take the label set from the data" (`resolve_labels`).
+focal_gamma, thresholds]}`. `labels: null` means "take the label set from the data" (`resolve_labels`).
 `class_weight: balanced` is also resolved from the train data (n / (K * n_c) per class) and
-saved as the list it became.
+saved as the list it became. `thresholds` (binary: one number, multilabel: one per label) are
+the decision thresholds on P(label); null = 0.5. They are fit on validation data after training
+(`biascard.train.thresholds`) and saved with the model, so eval and serve decide alike.
 """
 from __future__ import annotations
 
@@ -36,10 +38,13 @@ class HeadSpec:
     loss_weight: float = 1.0
     # token heads: only spans with this label mark tokens (None = every span)
     span_label: str | None = None
-    # binary/multiclass: None, "balanced" (resolved from train counts) or one weight per label
+    # binary/multiclass: None, "balanced" (resolved from train counts) or one weight per label;
+    # multilabel: the weight of each label's positives (BCE pos_weight), "balanced" = n_neg / n_pos
     class_weight: Any = None
     # binary/multiclass/multilabel: focal loss (1 - p_t)^gamma * CE; 0 = plain cross-entropy
     focal_gamma: float = 0.0
+    # binary: [t], multilabel: one per label; predicted when P >= t (None = 0.5)
+    thresholds: list[float] | None = None
 
     def __post_init__(self):
         where = f"head {self.name!r}"
@@ -62,8 +67,8 @@ class HeadSpec:
         if self.focal_gamma < 0 or (self.focal_gamma and self.type not in ("binary", "multiclass", "multilabel")):
             raise ValueError(f"{where}: focal_gamma must be >= 0 and only on binary/multiclass/multilabel heads")
         if self.class_weight is not None:
-            if self.type not in ("binary", "multiclass"):
-                raise ValueError(f"{where}: class_weight is for binary and multiclass heads, not {self.type}")
+            if self.type not in ("binary", "multiclass", "multilabel"):
+                raise ValueError(f"{where}: class_weight is for binary, multiclass and multilabel heads, not {self.type}")
             if isinstance(self.class_weight, str):
                 if self.class_weight != "balanced":
                     raise ValueError(f"{where}: class_weight {self.class_weight!r}: use 'balanced' or a list of weights")
@@ -74,6 +79,17 @@ class HeadSpec:
                     raise ValueError(f"{where}: class_weight must be 'balanced' or a list of numbers") from None
                 if not all(w > 0 for w in self.class_weight):
                     raise ValueError(f"{where}: class weights must be > 0, got {self.class_weight}")
+        if self.thresholds is not None:
+            if self.type not in ("binary", "multilabel"):
+                raise ValueError(f"{where}: thresholds are for binary and multilabel heads, not {self.type}")
+            if isinstance(self.thresholds, (int, float)):
+                self.thresholds = [self.thresholds]
+            try:
+                self.thresholds = [float(t) for t in self.thresholds]
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: thresholds must be a list of numbers, got {self.thresholds!r}") from None
+            if not all(0.0 < t < 1.0 for t in self.thresholds):
+                raise ValueError(f"{where}: thresholds must lie in (0, 1), got {self.thresholds}")
         if self.labels is None and self.type in DEFAULT_LABELS:
             self.labels = list(DEFAULT_LABELS[self.type])  # fixed by the type, not the data
         if self.labels is not None:
@@ -86,6 +102,10 @@ class HeadSpec:
             if isinstance(self.class_weight, list) and len(self.class_weight) != len(self.labels):
                 raise ValueError(f"{where}: class_weight has {len(self.class_weight)} weights for "
                                  f"{len(self.labels)} labels {self.labels}")
+            want = 1 if self.type == "binary" else len(self.labels)
+            if self.thresholds is not None and len(self.thresholds) != want:
+                raise ValueError(f"{where}: {len(self.thresholds)} thresholds for a {self.type} head "
+                                 f"with {len(self.labels)} labels (expected {want})")
 
     def _check_label_count(self):
         n, where = len(self.labels), f"head {self.name!r}"
@@ -117,6 +137,13 @@ class HeadSpec:
         if self.type == "ordinal":
             return self.num_labels - 1  # CORN: one conditional logit per rank boundary
         return self.num_labels
+
+    def decision_thresholds(self):
+        """The thresholds on P(label) as an array (binary: shape [1]; 0.5 where none were fit)."""
+        import numpy as np
+
+        n = 1 if self.type == "binary" else self.num_labels
+        return np.asarray(self.thresholds if self.thresholds is not None else [0.5] * n, dtype=float)
 
     @property
     def is_token(self) -> bool:
@@ -157,6 +184,7 @@ class HeadSpec:
             "span_label": self.span_label,
             "class_weight": self.class_weight,
             "focal_gamma": self.focal_gamma,
+            "thresholds": self.thresholds,
             "problem_type": self.problem_type,
         }
         if self.labels is not None:
@@ -253,13 +281,16 @@ def _values(head: HeadSpec, value: Any, where: str) -> list[str]:
     return [str(value)]
 
 
-def _balanced(head: HeadSpec, labels: list[str], counts: Counter) -> list[float]:
-    """n / (K * n_c) per label from the train counts (binary data says 0/1: index = value)."""
+def _balanced(head: HeadSpec, labels: list[str], counts: Counter, n_records: int) -> list[float]:
+    """n / (K * n_c) per label from the train counts (binary data says 0/1: index = value);
+    multilabel: n_neg / n_pos per label, the weight of its positives."""
     per = [counts.get(label, 0) + (counts.get(str(i), 0) if head.type == "binary" and label != str(i) else 0)
            for i, label in enumerate(labels)]
     n, k = sum(per), len(labels)
     if not n:
         raise ValueError(f"head {head.name!r}: class_weight balanced needs labeled train records")
+    if head.type == "multilabel":
+        return [round((n_records - c) / c, 6) if c else 1.0 for c in per]
     return [round(n / (k * c), 6) if c else 1.0 for c in per]
 
 
@@ -283,6 +314,7 @@ def resolve_labels(
     heads = load_heads(heads)
     seen: dict[str, dict[str, set[str]]] = {name: {} for name in heads}  # head -> split -> values
     counts: dict[str, Counter] = {name: Counter() for name in heads}  # train values, for class_weight
+    n_train: Counter = Counter()  # labeled train records per head
     for split, rows in _splits(dataset_dicts):
         for i, labels in enumerate(_label_column(rows)):
             labels = labels or {}
@@ -295,6 +327,7 @@ def resolve_labels(
                 seen[name].setdefault(split, set()).update(values)
                 if split in train_splits:
                     counts[name].update(values)
+                    n_train[name] += 1
 
     out: dict[str, HeadSpec] = {}
     for name, head in heads.items():
@@ -312,7 +345,7 @@ def resolve_labels(
                 labels = sorted(train_values, key=_sort_key)
         weight = head.class_weight
         if weight == "balanced":
-            weight = _balanced(head, labels, counts[name])
+            weight = _balanced(head, labels, counts[name], n_train[name])
         resolved = dataclasses.replace(head, labels=labels, class_weight=weight)
         known = set(resolved.labels)
         if head.type == "binary":

@@ -176,35 +176,16 @@ def _digest(cfg: DictConfig) -> str:
 # ---------------------------------------------------------------- evaluation
 
 
-@torch.no_grad()
 def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwargs) -> dict[str, float]:
     """Main process only: metrics on the validation records (unwrapped model, no DDP hooks)."""
     from .evaluation import aggregate
-    from .features import encode
+    from .thresholds import collect_logits
 
     net = accelerator.unwrap_model(model)
-    was_training = net.training
-    net.eval()
-    bs = int(cfg.trainer.eval_batch_size)
-    logits: dict[str, list] = defaultdict(list)
-    labels: dict[str, list] = defaultdict(list)
-    loss_sum, loss_n = 0.0, 0
-    for name, (records, lengths) in val_records.items():
-        order = np.argsort(-np.asarray(lengths), kind="stable")  # similar lengths together: less padding
-        for start in range(0, len(order), bs):
-            batch_records = [records[i] for i in order[start : start + bs]]
-            batch = encode(batch_records, tokenizer, specs, **encode_kwargs)
-            with accelerator.autocast():
-                out = net(**batch)
-            loss_sum += float(out.loss) * len(batch_records)
-            loss_n += len(batch_records)
-            for head, y in batch["labels"].items():
-                logits[head].append(out.logits[head].float().cpu())
-                labels[head].append(y)
-    if was_training:
-        net.train()
+    logits, labels, loss = collect_logits(net, val_records, tokenizer, specs, int(cfg.trainer.eval_batch_size),
+                                          encode_kwargs, autocast=accelerator.autocast)
     metrics = aggregate(specs, logits, labels, prefix="val")
-    metrics["val/loss"] = loss_sum / max(loss_n, 1)
+    metrics["val/loss"] = loss
     return metrics
 
 
@@ -544,6 +525,15 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
             }, fh, indent=1)
         log.message(f"model dir {target} (weights of step {state['best_step']}, {es_metric}={state['best_value']})",
                     model_dir=str(target))
+        th = cfg.get("thresholds") or {}
+        if th.get("types") and val_records:
+            from .thresholds import fit_model_dir
+
+            fitted = fit_model_dir(target, val_records, eval_kwargs, types=tuple(th.types),
+                                   min_positives=int(th.get("min_positives", 5)),
+                                   batch_size=int(tr.eval_batch_size), log=log.message)
+            for name, e in fitted.items():
+                result[f"val/{name}/macro_f1_fitted_thresholds"] = e["macro_f1_fitted"]
     log.metrics({k: v for k, v in result.items() if isinstance(v, (int, float))}, split="best", console=False)
     accelerator.wait_for_everyone()
     return result

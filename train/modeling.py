@@ -342,22 +342,34 @@ def head_loss_fn(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> torch
     """One head's loss over its labeled examples only; None when none is labeled.
 
     Binary/multiclass heads may weight classes (`class_weight`, a weighted mean) and use focal
-    loss (`focal_gamma`); multilabel heads may use focal loss per label."""
+    loss (`focal_gamma`); multilabel heads may weight each label's positives (`class_weight` as
+    BCE pos_weight) and use focal loss per label."""
     kind = spec.type
     if kind == "regression":
         keep = ~torch.isnan(y)
         return F.mse_loss(logits[keep], y[keep].to(logits.dtype)) if keep.any() else None
+    gamma = float(getattr(spec, "focal_gamma", 0.0) or 0.0)
+    if kind == "multilabel":
+        rows = (y != -100).all(dim=-1)  # a labeled record has every label set
+        if not rows.any():
+            return None
+        logits, target = logits[rows], y[rows].to(logits.dtype)
+        pw = None
+        if isinstance(spec.class_weight, list):
+            pw = torch.tensor(spec.class_weight, dtype=logits.dtype, device=logits.device)
+        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none", pos_weight=pw)
+        p = torch.sigmoid(logits)
+        return _focal(ce, torch.where(target > 0.5, p, 1.0 - p), gamma).mean()
     keep = y != -100
     if not keep.any():
         return None
     logits, y = logits[keep], y[keep]
-    gamma = float(getattr(spec, "focal_gamma", 0.0) or 0.0)
-    if kind in ("binary", "multilabel"):
+    if kind == "binary":
         target = y.to(logits.dtype)
         ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         p = torch.sigmoid(logits)
         ce = _focal(ce, torch.where(target > 0.5, p, 1.0 - p), gamma)
-        return ce.mean() if kind == "multilabel" else _weighted_mean(ce, y, spec)
+        return _weighted_mean(ce, y, spec)
     if kind == "multiclass":
         ce = F.cross_entropy(logits, y.long(), reduction="none")
         if gamma:

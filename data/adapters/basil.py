@@ -25,6 +25,20 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def article_stances(root: Path) -> dict[str, str]:
+    """{file_id: article_relative_stance} (left/right and liberal/conservative folded), the
+    article-level label BASIL has beside its sentence labels; not a head, used by the card
+    composer's ablation (biascard.serve.composer_ablation)."""
+    fold = {"liberal": "left", "conservative": "right"}
+    out = {}
+    for _, row in iter_csv(root / SENTENCES):
+        file_id = (row.get("file_id") or "").strip()
+        stance = (row.get("article_relative_stance") or "").strip().lower()
+        if file_id and stance:
+            out[file_id] = fold.get(stance, stance)
+    return out
+
+
 def read_spans(path: Path, report: Report) -> dict[tuple[str, str], list[dict]]:
     """Spans per (file_id, sent_id), each checked against its own copy of the sentence."""
     spans: dict[tuple[str, str], list[dict]] = {}

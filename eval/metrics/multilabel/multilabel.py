@@ -9,7 +9,7 @@ _KWARGS = """
 Args:
     predictions: per-example list of C scores (probabilities), one per label.
     references: per-example list of C gold indicators (0/1).
-    threshold: a score >= threshold counts as predicted (default 0.5).
+    threshold: a score >= threshold counts as predicted: one number, or one per label (default 0.5).
     backend: "sklearn" (default) or "numpy" (same numbers, fast for bootstrap resamples).
 Returns:
     micro_f1, macro_f1 (over all C labels, zero_division=0), f1 (per label),
@@ -46,7 +46,7 @@ class Multilabel(evaluate.Metric):
     def _compute(self, predictions, references, threshold=0.5, backend="sklearn"):
         scores = np.asarray(predictions, dtype=float)
         y_true = np.asarray(references, dtype=int)
-        y_pred = (scores >= threshold).astype(int)
+        y_pred = (scores >= np.asarray(threshold, dtype=float)).astype(int)
         has_pos = y_true.sum(axis=0) > 0
         if backend == "numpy":
             tp = (y_true & y_pred).sum(axis=0)
