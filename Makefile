@@ -71,7 +71,8 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified
 	    "single_logic_focal:data=logic +heads.fallacy.focal_gamma=2.0" \
 	    "single_logic_llrd:data=logic trainer.layer_decay=0.8" \
 	    "single_logic_s1:data=logic trainer.seed=1" "single_logic_s2:data=logic trainer.seed=2" \
-	    "single_logic_mpnet:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2"; do \
+	    "single_logic_mpnet:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2" \
+	    "single_logic_mpnet_cw:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2 +heads.fallacy.class_weight=balanced"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
 	  $(VENV)/bin/biascard-train experiment=single $$args logger=none hydra.run.dir=$(ABL)/$$name; \
 	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval; \
