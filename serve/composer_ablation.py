@@ -30,6 +30,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from biascard.eval.bootstrap import bootstrap
+
 from .compose import Composer, article_statistic, score_from_statistic
 
 # dataset: [(card concept, the head whose gold sentence labels give the article ratio)]
@@ -58,38 +60,28 @@ def articles(records: list[dict], min_sentences: int) -> dict[str, list[dict]]:
     return {d: rs for d, rs in by_doc.items() if len(rs) >= min_sentences}
 
 
-def _boot(fn, n: int, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        v = fn(rng.integers(0, n, n))
-        if v is not None and np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return float("nan"), float("nan")
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+def _with_ci(fn, n: int, n_boot: int, seed: int) -> dict:
+    """fn(indices) -> float (NaN where undefined), its percentile CI over resampled articles."""
+    res = bootstrap(lambda idx: {"v": fn(idx)}, n, n_boot=n_boot, seed=seed)["v"]
+    return {"value": res["value"], "lo": res["lo"], "hi": res["hi"], "n": int(n)}
 
 
 def spearman(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     def rho(idx):
         if len(set(x[idx])) < 2 or len(set(y[idx])) < 2:
-            return None
+            return float("nan")
         return float(spearmanr(x[idx], y[idx]).statistic)
 
-    value = rho(np.arange(len(x)))
-    lo, hi = _boot(rho, len(x), n_boot, seed)
-    return {"value": float("nan") if value is None else value, "lo": lo, "hi": hi, "n": int(len(x))}
+    return _with_ci(rho, len(x), n_boot, seed)
 
 
 def auroc(score: np.ndarray, positive: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     def auc(idx):
         if len(set(positive[idx])) < 2:
-            return None
+            return float("nan")
         return float(roc_auc_score(positive[idx], score[idx]))
 
-    value = auc(np.arange(len(score)))
-    lo, hi = _boot(auc, len(score), n_boot, seed)
-    return {"value": float("nan") if value is None else value, "lo": lo, "hi": hi, "n": int(len(score))}
+    return _with_ci(auc, len(score), n_boot, seed)
 
 
 def article_values(composer: Composer, concept: str, arts: dict[str, list[dict]]) -> dict[str, np.ndarray] | None:
@@ -144,8 +136,9 @@ def run(model_dir, *, splits=("validation", "test"), min_sentences: int = 5, n_b
             if name == "basil" and concept == "language_bias":
                 root = Path(data_dir) / BASIL.folder if data_dir else dataset_dir(BASIL.folder)
                 stance = article_stances(root)
-                keep = [i for i, d in enumerate(arts) if stance.get(d) in ("left", "right", "center")]
-                partisan = np.asarray([stance[list(arts)[i]] != "center" for i in keep], dtype=int)
+                docs = list(arts)
+                keep = [i for i, d in enumerate(docs) if stance.get(d) in ("left", "right", "center")]
+                partisan = np.asarray([stance[docs[i]] != "center" for i in keep], dtype=int)
                 for variant, v in values.items():
                     result["stance"].append({"dataset": name, "concept": concept, "variant": variant,
                                              "positive": "left/right stance vs center",

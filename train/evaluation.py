@@ -1,17 +1,21 @@
 """In-loop validation metrics per head, from logits and the label tensors of `features`.
 
 The eval stage (`biascard.eval`) has the full reports; these are the numbers the loop
-needs for model selection, computed with scikit-learn on what the model saw.
+needs for model selection (and the decision thresholds their fit), computed with
+scikit-learn on what the model saw.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, mean_absolute_error
 
+from .features import encode
 from .heads import HeadSpec
 from .modeling import corn_rank
 
@@ -125,3 +129,30 @@ def _pad(t: torch.Tensor, width: int, value) -> torch.Tensor:
         return t
     shape = (t.shape[0], width - t.shape[1], *t.shape[2:])
     return torch.cat([t, t.new_full(shape, value)], dim=1)
+
+
+@torch.no_grad()
+def collect_logits(net, val_records: dict, tokenizer, specs, batch_size: int, encode_kwargs: dict,
+                   autocast=contextlib.nullcontext):
+    """Logits and label tensors per head over `{dataset: (records, lengths)}`, plus the summed loss."""
+    was_training = net.training
+    net.eval()
+    logits: dict[str, list] = defaultdict(list)
+    labels: dict[str, list] = defaultdict(list)
+    loss_sum, loss_n = 0.0, 0
+    for _, (records, lengths) in val_records.items():
+        order = np.argsort(-np.asarray(lengths), kind="stable")  # similar lengths together: less padding
+        for start in range(0, len(order), batch_size):
+            batch_records = [records[i] for i in order[start : start + batch_size]]
+            batch = encode(batch_records, tokenizer, specs, **encode_kwargs)
+            with autocast():
+                out = net(**batch)
+            if out.loss is not None:
+                loss_sum += float(out.loss) * len(batch_records)
+                loss_n += len(batch_records)
+            for head, y in batch["labels"].items():
+                logits[head].append(out.logits[head].float().cpu())
+                labels[head].append(y)
+    if was_training:
+        net.train()
+    return logits, labels, loss_sum / max(loss_n, 1)

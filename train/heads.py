@@ -138,13 +138,6 @@ class HeadSpec:
             return self.num_labels - 1  # CORN: one conditional logit per rank boundary
         return self.num_labels
 
-    def decision_thresholds(self):
-        """The thresholds on P(label) as an array (binary: shape [1]; 0.5 where none were fit)."""
-        import numpy as np
-
-        n = 1 if self.type == "binary" else self.num_labels
-        return np.asarray(self.thresholds if self.thresholds is not None else [0.5] * n, dtype=float)
-
     @property
     def is_token(self) -> bool:
         return self.type == "token"

@@ -178,8 +178,7 @@ def _digest(cfg: DictConfig) -> str:
 
 def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwargs) -> dict[str, float]:
     """Main process only: metrics on the validation records (unwrapped model, no DDP hooks)."""
-    from .evaluation import aggregate
-    from .thresholds import collect_logits
+    from .evaluation import aggregate, collect_logits
 
     net = accelerator.unwrap_model(model)
     logits, labels, loss = collect_logits(net, val_records, tokenizer, specs, int(cfg.trainer.eval_batch_size),

@@ -13,10 +13,8 @@ Training runs this on its validation records after the final model dir is writte
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -98,35 +96,6 @@ def fit_heads(specs: dict[str, HeadSpec], probs: dict[str, np.ndarray], golds: d
     return out
 
 
-@torch.no_grad()
-def collect_logits(net, val_records: dict, tokenizer, specs, batch_size: int, encode_kwargs: dict,
-                   autocast=contextlib.nullcontext):
-    """Logits and label tensors per head over `{dataset: (records, lengths)}`, plus the summed loss."""
-    from .features import encode
-
-    was_training = net.training
-    net.eval()
-    logits: dict[str, list] = defaultdict(list)
-    labels: dict[str, list] = defaultdict(list)
-    loss_sum, loss_n = 0.0, 0
-    for _, (records, lengths) in val_records.items():
-        order = np.argsort(-np.asarray(lengths), kind="stable")  # similar lengths together: less padding
-        for start in range(0, len(order), batch_size):
-            batch_records = [records[i] for i in order[start : start + batch_size]]
-            batch = encode(batch_records, tokenizer, specs, **encode_kwargs)
-            with autocast():
-                out = net(**batch)
-            if out.loss is not None:
-                loss_sum += float(out.loss) * len(batch_records)
-                loss_n += len(batch_records)
-            for head, y in batch["labels"].items():
-                logits[head].append(out.logits[head].float().cpu())
-                labels[head].append(y)
-    if was_training:
-        net.train()
-    return logits, labels, loss_sum / max(loss_n, 1)
-
-
 def probabilities(specs, logits: dict, labels: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """P(label) and gold of the labeled rows, for the binary and multilabel heads."""
     from .evaluation import _labeled
@@ -158,6 +127,7 @@ def write(model_dir: str | Path, fitted: dict[str, dict]) -> None:
 def fit_model_dir(model_dir, val_records: dict, encode_kwargs: dict, *, types=("multilabel",), min_positives: int = 5,
                   batch_size: int = 64, log=print) -> dict[str, dict]:
     """Load the model dir, fit thresholds on `val_records`, write them into its config.json."""
+    from .evaluation import collect_logits
     from .modeling import load_model_dir
 
     model, tokenizer = load_model_dir(model_dir)
@@ -182,18 +152,14 @@ def validation_records(names, tokenizer, max_length: int, max_chunks: int | None
     """{dataset: (records, token lengths)} of the validation splits, as training builds them."""
     from biascard.data.prepare import prepare
 
-    from .loop import _lengths
+    from .loop import _lengths, _subset
 
     out = {}
     for name in names:
         dsd = prepare(name, **prepare_kwargs)
         if "validation" not in dsd:
             raise ValueError(f"dataset {name!r} has no validation split")
-        ds = dsd["validation"]
-        cap = (caps or {}).get(name)
-        if cap and len(ds) > cap:
-            ds = ds.select(sorted(np.random.default_rng(seed).permutation(len(ds))[:cap].tolist()))
-        recs = ds.to_list()
+        recs = _subset(dsd["validation"], (caps or {}).get(name), seed).to_list()
         if recs:
             out[name] = (recs, _lengths(tokenizer, recs, max_length, max_chunks))
     return out
