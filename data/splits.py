@@ -117,3 +117,50 @@ def drop_leaks_into(
         else:
             kept.append(r)
     protected[target] = kept
+
+
+def fold_assignment(name: str, records: list[dict], k: int, seed: int | None) -> tuple[list[int | None], str]:
+    """Fold index per record (None: not in any fold), and a sentence saying how it was made."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"biascard.data.adapters.{name}")
+    except ImportError:
+        mod = None
+    kw = {} if seed is None else {"seed": int(seed)}
+    if name == "babe" and hasattr(mod, "babe_folds"):
+        return list(mod.babe_folds(records, k=k, **kw)), (
+            "folds from biascard.data.adapters.babe.babe_folds: stratified by language_bias, "
+            "grouped by article link and identical text")
+    if hasattr(mod, "cv_folds"):
+        return list(mod.cv_folds(records, k=k, **kw)), f"folds from biascard.data.adapters.{name}.cv_folds"
+    groups = connected_groups(records)
+    heads = getattr(getattr(importlib.import_module("biascard.data.adapters"), "ADAPTERS").get(name), "heads", ())
+    y = [str(r["labels"].get(heads[0])) if heads else "0" for r in records]
+    folds = np.zeros(len(records), dtype=int)
+    skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=0 if seed is None else int(seed))
+    for i, (_, held) in enumerate(skf.split(np.arange(len(records)), y, groups)):
+        folds[held] = i
+    return folds.tolist(), f"folds from StratifiedGroupKFold (stratified by {heads[0] if heads else '-'}, grouped by record group)"
+
+
+def refold(dsd, name: str, k: int, fold: int, seed: int | None = None):
+    """`dsd` with train+validation pooled and re-cut by `fold_assignment`: fold `fold` of k is the
+    validation split, the other folds the train split, test untouched. k models, one per fold,
+    make a cross-validation ensemble whose test split none of them saw."""
+    from datasets import DatasetDict, concatenate_datasets
+
+    if not (k >= 2 and 0 <= fold < k):
+        raise DataError(f"{name}: refold needs k >= 2 and 0 <= fold < k (got k={k}, fold={fold})")
+    pool = concatenate_datasets([dsd["train"], dsd["validation"]])
+    records = pool.to_list()
+    folds, _ = fold_assignment(name, records, k, seed)
+    # records in no fold (GVFC: not relevant) train, unless they share a group or text with the fold
+    comp = connected_groups(records)
+    held = {c for c, f in zip(comp, folds) if f == fold}
+    is_val = [f == fold or (f is None and c in held) for c, f in zip(comp, folds)]
+    val = [i for i, v in enumerate(is_val) if v]
+    train = [i for i, v in enumerate(is_val) if not v]
+    out = DatasetDict({**dsd, "train": pool.select(train), "validation": pool.select(val)})
+    check_no_leak(out, name)
+    return out

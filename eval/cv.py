@@ -17,37 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from biascard.data.splits import fold_assignment
+
 from .baselines import label_set, labeled, run_baselines
 from .tasks import PRIMARY, TYPES, Outputs, score, score_with_ci
-
-
-def fold_assignment(name: str, records: list[dict], k: int, seed: int | None) -> tuple[list[int | None], str]:
-    """Fold index per record (None: not in any fold), and a sentence saying how it was made."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(f"biascard.data.adapters.{name}")
-    except ImportError:
-        mod = None
-    kw = {} if seed is None else {"seed": int(seed)}
-    if name == "babe" and hasattr(mod, "babe_folds"):
-        return list(mod.babe_folds(records, k=k, **kw)), (
-            "folds from biascard.data.adapters.babe.babe_folds: stratified by language_bias, "
-            "grouped by article link and identical text")
-    if hasattr(mod, "cv_folds"):
-        return list(mod.cv_folds(records, k=k, **kw)), f"folds from biascard.data.adapters.{name}.cv_folds"
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    from biascard.data.splits import connected_groups
-
-    groups = connected_groups(records)
-    heads = getattr(getattr(importlib.import_module("biascard.data.adapters"), "ADAPTERS").get(name), "heads", ())
-    y = [str(r["labels"].get(heads[0])) if heads else "0" for r in records]
-    folds = np.zeros(len(records), dtype=int)
-    skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=0 if seed is None else int(seed))
-    for i, (_, held) in enumerate(skf.split(np.arange(len(records)), y, groups)):
-        folds[held] = i
-    return folds.tolist(), f"folds from StratifiedGroupKFold (stratified by {heads[0] if heads else '-'}, grouped by record group)"
 
 
 def _concat(parts: list[Outputs]) -> Outputs:

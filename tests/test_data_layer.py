@@ -68,3 +68,28 @@ def test_a_cache_hit_still_reports_skipped_rows(tmp_path, capsys):
     prepare("basil", cache_dir=tmp_path, report=second)
     assert [str(b) for b in second.bad] == [str(b) for b in first.bad]
     assert "8 bad row(s) skipped (cached build" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["logic", "gvfc"])
+def test_refold_recuts_train_and_validation_and_keeps_test(prepared, name):
+    from biascard.data.errors import DataError
+    from biascard.data.splits import connected_groups, fold_assignment, refold
+
+    dsd = prepared[name]
+    pool = list(dsd["train"]["id"]) + list(dsd["validation"]["id"])
+    vals = []
+    for fold in range(3):
+        out = refold(dsd, name, 3, fold)
+        assert list(out["test"]["id"]) == list(dsd["test"]["id"])
+        assert sorted(list(out["train"]["id"]) + list(out["validation"]["id"])) == sorted(pool)
+        vals.append(set(out["validation"]["id"]))
+        recs = out["train"].to_list() + out["validation"].to_list()
+        comp = connected_groups(recs)  # no group or text on both sides of the cut
+        n = len(out["train"])
+        assert not set(comp[:n]) & set(comp[n:])
+    assert sum(map(len, vals)) == len(set().union(*vals))  # the validation folds are disjoint
+    recs = dsd["train"].to_list() + dsd["validation"].to_list()
+    folds, _ = fold_assignment(name, recs, 3, None)
+    assert {r["id"] for r, f in zip(recs, folds) if f is not None} <= set().union(*vals)
+    with pytest.raises(DataError, match=f"{name}: refold needs"):
+        refold(dsd, name, 3, 3)

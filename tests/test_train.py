@@ -333,3 +333,24 @@ def test_thresholds_cli_refits_on_the_runs_validation_records(smoke_run, tmp_pat
     assert fit["heads"]["topic"]["thresholds"] == saved
     assert main(["--model", str(tmp_path / "absent")]) == 2
     assert "not a model dir" in capsys.readouterr().err
+
+
+def test_refold_trains_on_the_recut_splits(smoke_inputs, tmp_path):
+    from biascard.data.prepare import prepare
+    from biascard.data.splits import refold
+    from biascard.train.thresholds import main
+
+    _run_in_process(tmp_path, "data.refold={k:3,fold:2}", "data.eval_caps.babe=null", "data.eval_caps.gvfc=null")
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    for name in ("babe", "gvfc"):
+        expect = len(refold(prepare(name), name, 3, 2)["validation"])
+        got = [r.get("validation_records") for r in rows if r.get("dataset") == name and "validation_records" in r]
+        assert got == [expect], (name, got, expect)
+        assert any(f"{name}: train+validation re-cut, fold 2 of 3" in r.get("message", "") for r in rows)
+    # the thresholds CLI rebuilds the same re-cut validation records from the run's config
+    model_dir = tmp_path / "model"
+    saved = json.loads((model_dir / "config.json").read_text())["heads"]["topic"]["thresholds"]
+    assert main(["--model", str(model_dir)]) == 0
+    fit = json.loads((model_dir / "thresholds.json").read_text())
+    assert fit["datasets"]["babe"] == len(refold(prepare("babe"), "babe", 3, 2)["validation"])
+    assert fit["heads"]["topic"]["thresholds"] == saved

@@ -85,6 +85,15 @@ def _caps(node) -> dict[str, int]:
     return {str(k): int(v) for k, v in (OmegaConf.to_container(node) if node is not None else {}).items() if v is not None}
 
 
+def _refold(dsd, name: str, refold):
+    """data.refold={k, fold}: train+validation re-cut into k folds (biascard.data.splits.refold)."""
+    if not refold:
+        return dsd
+    from biascard.data.splits import refold as recut
+
+    return recut(dsd, name, int(refold["k"]), int(refold["fold"]), seed=refold.get("seed"))
+
+
 def load_data(cfg: DictConfig, log: RunLogger, accelerator) -> dict[str, dict[str, Any]]:
     """{dataset: {"train": Dataset, "validation": Dataset}} with caps applied (and logged)."""
     from biascard.data.prepare import prepare
@@ -112,6 +121,9 @@ def load_data(cfg: DictConfig, log: RunLogger, accelerator) -> dict[str, dict[st
         for split in ("train", "validation"):
             if split not in dsd:
                 raise ValueError(f"dataset {name!r} has no {split!r} split")
+        dsd = _refold(dsd, name, cfg.data.get("refold"))
+        if cfg.data.get("refold"):
+            log.message(f"{name}: train+validation re-cut, fold {cfg.data.refold.fold} of {cfg.data.refold.k} validates")
         train = _subset(dsd["train"], train_caps.get(name), seed)
         val = _subset(dsd["validation"], eval_caps.get(name), seed + 1)
         out[name] = {"train": train, "validation": val, "full": dsd}

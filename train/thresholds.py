@@ -148,17 +148,18 @@ def fit_model_dir(model_dir, val_records: dict, encode_kwargs: dict, *, types=("
 
 
 def validation_records(names, tokenizer, max_length: int, max_chunks: int | None, caps: dict | None = None,
-                       seed: int = 43, **prepare_kwargs) -> dict:
+                       seed: int = 43, refold: dict | None = None, **prepare_kwargs) -> dict:
     """{dataset: (records, token lengths)} of the validation splits, as training builds them."""
     from biascard.data.prepare import prepare
 
-    from .loop import _lengths, _subset
+    from .loop import _lengths, _refold, _subset
 
     out = {}
     for name in names:
         dsd = prepare(name, **prepare_kwargs)
         if "validation" not in dsd:
             raise ValueError(f"dataset {name!r} has no validation split")
+        dsd = _refold(dsd, name, refold)
         recs = _subset(dsd["validation"], (caps or {}).get(name), seed).to_list()
         if recs:
             out[name] = (recs, _lengths(tokenizer, recs, max_length, max_chunks))
@@ -182,7 +183,8 @@ def _training_setup(model_dir: Path) -> dict:
         out.update(caps={k: int(v) for k, v in (data.get("eval_caps") or {}).items() if v is not None},
                    max_chunks=data.get("eval_max_chunks", data.get("max_chunks")),
                    seed=int((cfg.get("trainer") or {}).get("seed", 42)) + 1,
-                   types=(cfg.get("thresholds") or {}).get("types"), source=str(cfg_path))
+                   types=(cfg.get("thresholds") or {}).get("types"), refold=data.get("refold"),
+                   source=str(cfg_path))
     return out
 
 
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"validation records as in {setup['source']}: caps {caps}, max_chunks {max_chunks}")
         config = BiasCardConfig.from_pretrained(model_dir)
         tokenizer = load_tokenizer(model_dir)
-        val = validation_records(names, tokenizer, int(config.max_length), max_chunks, caps, seed=setup.get("seed", 43))
+        val = validation_records(names, tokenizer, int(config.max_length), max_chunks, caps, seed=setup.get("seed", 43),
+                                 refold=setup.get("refold"))
         enc = dict(max_length=int(config.max_length), stride=int(config.stride), max_chunks=max_chunks)
         types = tuple(args.types or setup.get("types") or ["multilabel"])
         fit_model_dir(model_dir, val, enc, types=types, min_positives=args.min_positives, log=log)
