@@ -86,6 +86,9 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	  trainer.eval_every_n_steps=250 logger=none hydra.run.dir=$(ABL)/single_allsides
 	$(VENV)/bin/biascard-eval model=$(ABL)/single_allsides/model $(ABL_EVAL) predict.max_chunks=4 \
 	  hydra.run.dir=$(ABL)/single_allsides/eval
+	# BABE's target protocol (5-fold CV) with the MLM-adapted encoder, against default/cv_babe
+	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
+	  "cv.train_overrides=['experiment=single','heads=babe','model.encoder=$(MLM_ENC)']" hydra.run.dir=$(ABL)/cv_babe_mlm
 	$(VENV)/bin/biascard-eval ablations $(OUT)
 
 # Continued MLM on the AllSides+MBIC+BASIL train text: 100 steps train the random MLM head on the
