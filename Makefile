@@ -86,6 +86,12 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	  trainer.eval_every_n_steps=250 logger=none hydra.run.dir=$(ABL)/single_allsides
 	$(VENV)/bin/biascard-eval model=$(ABL)/single_allsides/model $(ABL_EVAL) predict.max_chunks=4 \
 	  hydra.run.dir=$(ABL)/single_allsides/eval
+	# the multi-task recipe with SDG at full loss weight, then the same recipe for twice the steps
+	for run in "cpu_sdgw:2400" "cpu_sdgw_long:4800"; do name=$${run%%:*}; \
+	  $(VENV)/bin/biascard-train experiment=cpu heads.sdg.loss_weight=1.0 trainer.max_steps=$${run#*:} logger=none \
+	    hydra.run.dir=$(ABL)/$$name && \
+	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) predict.max_chunks=4 hydra.run.dir=$(ABL)/$$name/eval \
+	  || exit 1; done
 	# BABE's target protocol (5-fold CV) with the MLM-adapted encoder, against default/cv_babe
 	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
 	  "cv.train_overrides=['experiment=single','heads=babe','model.encoder=$(MLM_ENC)']" hydra.run.dir=$(ABL)/cv_babe_mlm
