@@ -8,10 +8,11 @@ per epoch from its "mixture per epoch" row, and the process's peak resident memo
 Projection = the recipe's total steps (trainer.max_steps, else max_epochs x steps per epoch)
 x the mean CPU-seconds per step, with a ±2 standard-error band: step costs vary a lot
 (a micro-batch of articles is up to max_chunks windows per record). Evaluation passes come
-on top. One pass is timed on the first --eval-records validation records of every dataset and
-scaled by validation tokens; it is wall time, so run this on a quiet core.
+on top. One pass is timed on --eval-records validation records of every dataset (drawn as the
+loop draws its capped subsets) and scaled by validation tokens; it is wall time, so run this
+on a quiet core.
 
-  .venv/bin/python bench/train_cost.py experiment=full --steps 30 --threads 1 --tag full
+  .venv/bin/python bench/train_cost.py experiment=full --steps 12 --threads 1 --tag full
   .venv/bin/python bench/train_cost.py experiment=cpu --steps 100 --threads 1 --tag cpu
 """
 from __future__ import annotations
