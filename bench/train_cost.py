@@ -12,7 +12,7 @@ on top. One pass is timed on --eval-records validation records of every dataset 
 loop draws its capped subsets) and scaled by validation tokens; it is wall time, so run this
 on a quiet core.
 
-  .venv/bin/python bench/train_cost.py experiment=full --steps 12 --threads 1 --tag full
+  .venv/bin/python bench/train_cost.py experiment=full --steps 12 --threads 2 --tag full
   .venv/bin/python bench/train_cost.py experiment=cpu --steps 100 --threads 1 --tag cpu
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ def run(args) -> None:
     from omegaconf import open_dict
 
     from biascard.train.logging import read_metrics
-    from biascard.train.loop import train
+    from biascard.train.loop import planned_steps, train
 
     recipe = compose(list(args.overrides))
     tr = recipe.trainer
@@ -106,7 +106,7 @@ def run(args) -> None:
     mean = statistics.fmean(cpu)
     se = statistics.stdev(cpu) / math.sqrt(len(cpu)) if len(cpu) > 1 else float("nan")
     per_epoch = int(mix["steps_per_epoch"])
-    total = int(tr.max_steps) if tr.get("max_steps") else math.ceil(float(tr.max_epochs) * per_epoch)
+    total = planned_steps(tr, int(mix["batches_per_epoch"]))
     every = int(tr.eval_every_n_steps or 0)
     passes = (total // every if every else 0) + (0 if every and total % every == 0 else 1)
     eval_scale = validation_tokens(recipe) / max(1, validation_tokens(recipe, args.eval_records))

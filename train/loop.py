@@ -240,6 +240,13 @@ def _param_groups(model, tr) -> list[dict]:
     ]
 
 
+def planned_steps(tr, batches_per_epoch: int) -> int:
+    """Optimizer steps of a run: trainer.max_steps, else max_epochs of batches / grad_accum."""
+    if tr.get("max_steps"):
+        return int(tr.max_steps)
+    return math.ceil(float(tr.max_epochs) * batches_per_epoch / int(tr.grad_accum))
+
+
 def _summary(metrics: dict, specs) -> str:
     """The console line of an evaluation: the mean and each head's main number."""
     from .evaluation import MAIN_METRIC
@@ -356,12 +363,13 @@ def _train(cfg: DictConfig, accelerator, out_dir: Path, log: RunLogger, mp: str)
         num_replicas=accelerator.num_processes, rank=accelerator.process_index,
     )
     steps_per_epoch = max(1, len(sampler) // accum)
-    total_steps = int(tr.max_steps) if tr.get("max_steps") else math.ceil(float(tr.max_epochs) * len(sampler) / accum)
+    total_steps = planned_steps(tr, len(sampler))
     warmup = int(tr.warmup_steps) if tr.get("warmup_steps") is not None else round(float(tr.warmup_ratio) * total_steps)
     log.message(
         "mixture per epoch: " + ", ".join(f"{n} {c}" for n, c in zip(names, sampler.counts))
         + f"; {len(sampler)} batches/epoch/process, {total_steps} steps, {warmup} warmup",
         mixture=dict(zip(names, sampler.counts)), total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+        batches_per_epoch=len(sampler),
     )
 
     optimizer = torch.optim.AdamW(_param_groups(model, tr), lr=float(tr.lr))
