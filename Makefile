@@ -43,7 +43,7 @@ demo: install
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
 	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
 
-# The default model and the numbers of the README's default-model table (roughly 1.5-2 hours on
+# The default model and the numbers of the README's default-model table (roughly 3 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,
 # the two k-fold protocols (BABE, GVFC) with a single-dataset model trained per fold, the table.
 OUT ?= outputs
@@ -62,8 +62,8 @@ default-model: install
 	$(PY) -m biascard.serve.composer_ablation --model $(DEFAULT)/train/model --out $(DEFAULT)/composer_ablation
 	$(VENV)/bin/biascard-eval targets $(DEFAULT)/eval $(DEFAULT)/cv_babe $(DEFAULT)/cv_gvfc
 
-# The single-task runs and levers of the README's ablation table (about 6 hours on 2 cores:
-# mpnet and AllSides most of it), then the table: `biascard-eval ablations outputs` (with the default model's runs).
+# The single-task runs and levers of the README's ablation table (about 9 hours on 2 cores:
+# mpnet, AllSides and the two multi-task runs most of it), then the table: `biascard-eval ablations outputs` (with the default model's runs).
 ABL_EVAL = report.sample_cards=0
 MLM_ENC = $(abspath $(ENCODERS))/minilm-news-mlm
 LOGIC_FOLDS = $(foreach f,0 1 2 3 4,"single_logic_fold$(f):data=logic data.refold={k:5,fold:$(f)}")
@@ -86,12 +86,15 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	  trainer.eval_every_n_steps=250 logger=none hydra.run.dir=$(ABL)/single_allsides
 	$(VENV)/bin/biascard-eval model=$(ABL)/single_allsides/model $(ABL_EVAL) predict.max_chunks=4 \
 	  hydra.run.dir=$(ABL)/single_allsides/eval
-	# the multi-task recipe with SDG at full loss weight, then the same recipe for twice the steps
-	for run in "cpu_sdgw:2400" "cpu_sdgw_long:4800"; do name=$${run%%:*}; \
-	  $(VENV)/bin/biascard-train experiment=cpu heads.sdg.loss_weight=1.0 trainer.max_steps=$${run#*:} logger=none \
-	    hydra.run.dir=$(ABL)/$$name && \
+	# the multi-task recipe before its two measured changes (SDG loss weight 0.5, 2,400 steps), then with SDG
+	# at full weight; default/eval adds the 4,800 steps
+	for run in "cpu_sdg05:heads.sdg.loss_weight=0.5 trainer.max_steps=2400" "cpu_2400:trainer.max_steps=2400"; do \
+	  name=$${run%%:*}; args=$${run#*:}; \
+	  $(VENV)/bin/biascard-train experiment=cpu $$args logger=none hydra.run.dir=$(ABL)/$$name && \
 	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) predict.max_chunks=4 hydra.run.dir=$(ABL)/$$name/eval \
 	  || exit 1; done
+	$(VENV)/bin/biascard-eval model=$(ABL)/cpu_sdg05/model predict.max_chunks=4 predict.use_model_thresholds=false \
+	  'datasets=[sdg_trail22]' $(ABL_EVAL) hydra.run.dir=$(ABL)/cpu_sdg05/eval_thresholds_off
 	# BABE's target protocol (5-fold CV) with the MLM-adapted encoder, against default/cv_babe
 	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
 	  "cv.train_overrides=['experiment=single','heads=babe','model.encoder=$(MLM_ENC)']" hydra.run.dir=$(ABL)/cv_babe_mlm
