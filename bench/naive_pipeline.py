@@ -1,4 +1,4 @@
-"""The whole card (serve/compose.py) against the naive pipeline: one `transformers` pipeline
+"""The whole card (biascard/compose/composer.py) against the naive pipeline: one `transformers` pipeline
 per head, each its own MiniLM encoder pass, on the same ~600-word AllSides articles.
 
 Naive: per head an AutoModelForSequenceClassification (AutoModelForTokenClassification and a
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import common  # noqa: E402
 
 
 def build_naive(specs: dict, encoder_dir: str):
@@ -49,23 +49,22 @@ def build_naive(specs: dict, encoder_dir: str):
 def naive_flops(naive: dict, tok, cfg, arts: list[dict], batch_size: int) -> float:
     """Encoder FLOPs per article of the naive side: every head encodes every sentence (padded
     per batch of `batch_size` consecutive sentences), document heads the first 512 tokens."""
-    from biascard.serve.sentences import split_sentences
-    from roofline import encoder_flops
+    from biascard.compose.sentences import split_sentences
 
     total = 0.0
     n_sent = sum(level == "sentence" for _, level, _ in naive.values())
     n_doc = len(naive) - n_sent
     for a in arts:
         lens = [len(x) for x in tok([s.text for s in split_sentences(a["text"])], truncation=True)["input_ids"]]
-        per_head = sum(len(lens[i:i + batch_size]) * encoder_flops(cfg, max(lens[i:i + batch_size]))
+        per_head = sum(len(lens[i:i + batch_size]) * common.encoder_flops(cfg, max(lens[i:i + batch_size]))
                        for i in range(0, len(lens), batch_size))
         doc = f"{a['title']}\n\n{a['text']}" if a["title"] else a["text"]
-        total += n_sent * per_head + n_doc * encoder_flops(cfg, len(tok(doc, truncation=True)["input_ids"]))
+        total += n_sent * per_head + n_doc * common.encoder_flops(cfg, len(tok(doc, truncation=True)["input_ids"]))
     return total / len(arts)
 
 
 def naive_cards(naive: dict, arts: list[dict], batch_size: int) -> list[dict]:
-    from biascard.serve.sentences import split_sentences
+    from biascard.compose.sentences import split_sentences
 
     cards = []
     for a in arts:
@@ -93,22 +92,23 @@ def main(argv=None) -> None:
     import transformers
     from transformers.utils import logging as hf_logging
 
-    from biascard.train.modeling import load_model_dir, resolve_encoder
+    from biascard.model.modeling import resolve_encoder
+    from biascard.model.model_dir import load as load_model_dir
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()  # "newly initialized weights" x14 is expected here
     torch.set_num_threads(args.threads)
-    with _common.report("naive_pipeline" + (f"-{args.tag}" if args.tag else ""), argv, save=not args.no_save):
-        model_dir = Path(args.model) if args.model else _common.default_model_dir()
+    with common.report("naive_pipeline" + (f"-{args.tag}" if args.tag else ""), argv, save=not args.no_save):
+        model_dir = Path(args.model) if args.model else common.default_model_dir()
         model, tok = load_model_dir(model_dir)
-        composer = _common.make_composer(model, tok)
+        composer = common.make_composer(model, tok)
         print(f"model: {model_dir} ({len(composer.specs)} heads: "
               f"{sum(s.level == 'sentence' for s in composer.specs.values())} sentence, "
               f"{sum(s.level == 'document' for s in composer.specs.values())} document); composer runtime "
               f"{composer.runtime}; transformers {transformers.__version__}")
-        arts = _common.articles(args.articles)
-        objs = _common.article_objects(arts)
-        from biascard.serve.sentences import split_sentences
+        arts = common.articles(args.articles)
+        objs = common.article_objects(arts)
+        from biascard.compose.sentences import split_sentences
 
         n_sent = sum(len(split_sentences(a["text"])) for a in arts)
         print(f"articles: {len(arts)} AllSides test articles, {sum(len(a['text'].split()) for a in arts) / len(arts):.0f} "
@@ -118,50 +118,59 @@ def main(argv=None) -> None:
         naive = build_naive(composer.specs, enc)
         print(f"naive: {len(naive)} pipelines on {enc}")
 
-        variants = {
-            "naive pipelines (batch_size 1)": lambda xs: naive_cards(naive, xs, 1),
-            "ours, 1 article per call": lambda xs: [composer.compose([o]) for o in xs],
-            "ours, all articles in one call": lambda xs: composer.compose(xs),
-        }
-        if args.naive_batch:
-            variants[f"naive pipelines (batch_size {args.naive_batch})"] = (
-                lambda xs: naive_cards(naive, xs, args.naive_batch))
-        objs_of = dict(zip([a["id"] for a in arts], objs))
-
-        def call(name, xs):
-            return variants[name](xs if name.startswith("naive") else [objs_of[a["id"]] for a in xs])
-
-        # warm-up on a short piece of one article (a whole one costs the naive side a minute)
-        short = [{**arts[0], "id": "warm-up", "text": " ".join(arts[0]["text"].split()[:80])}]
-        objs_of["warm-up"] = _common.article_objects(short)[0]
-        for name in variants:
-            call(name, short)
-
-        print(f"{args.rounds} interleaved rounds over {len(arts)} articles:")
-        times = _common.interleaved({n: (lambda n=n: call(n, arts)) for n in variants}, args.rounds, warmup=0)
-        base = _common.median(times["naive pipelines (batch_size 1)"])
-        batched = f"naive pipelines (batch_size {args.naive_batch})"
-        rows = []
-        for name, ts in times.items():
-            t = _common.median(ts)
-            row = [name, f"{len(arts) / t:.3f}", f"{t / len(arts):.2f}", f"{base / t:.1f}x"]
-            if batched in times:
-                row.append(f"{_common.median(times[batched]) / t:.1f}x")
-            rows.append(row)
+        time_variants(composer, naive, arts, objs, args.naive_batch, args.rounds)
         print()
-        print(_common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)",
-                                   *([f"vs naive (batch_size {args.naive_batch})"] if batched in times else [])]))
-        print("(medians of interleaved rounds)")
-        cfg = model.config.encoder_config()
-        ours = sum(w[4] for w in _common.encoder_work(composer, objs).values()) / len(arts)
-        flops = [["ours (one pass per chunk, length-sorted batches)", f"{ours / 1e9:.1f}", "1.0x"]]
-        for bs in (1, args.naive_batch) if args.naive_batch else (1,):
-            f = naive_flops(naive, tok, cfg, arts, bs)
-            flops.append([f"naive pipelines (batch_size {bs})", f"{f / 1e9:.1f}", f"{f / ours:.1f}x"])
-        print()
-        print(_common.table(flops, ["encoder work", "GFLOP/article", "vs ours"]))
-        print("(analytic FLOPs of the padded batches each side runs; the speed ratio above exceeds this FLOP "
-              "ratio by what batch-1 calls lose to small GEMMs, per-call overhead and thread synchronisation)")
+        flops_table(composer, naive, tok, arts, objs, args.naive_batch)
+
+
+def time_variants(composer, naive: dict, arts: list[dict], objs, naive_batch: int, rounds: int) -> None:
+    """Interleaved rounds of the naive pipelines and ours over `arts`; prints cards/s and ratios."""
+    variants = {
+        "naive pipelines (batch_size 1)": lambda xs: naive_cards(naive, xs, 1),
+        "ours, 1 article per call": lambda xs: [composer.compose([o]) for o in xs],
+        "ours, all articles in one call": lambda xs: composer.compose(xs),
+    }
+    if naive_batch:
+        variants[f"naive pipelines (batch_size {naive_batch})"] = lambda xs: naive_cards(naive, xs, naive_batch)
+    objs_of = dict(zip([a["id"] for a in arts], objs))
+
+    def call(name, xs):
+        return variants[name](xs if name.startswith("naive") else [objs_of[a["id"]] for a in xs])
+
+    # warm-up on a short piece of one article (a whole one costs the naive side a minute)
+    short = [{**arts[0], "id": "warm-up", "text": " ".join(arts[0]["text"].split()[:80])}]
+    objs_of["warm-up"] = common.article_objects(short)[0]
+    for name in variants:
+        call(name, short)
+
+    print(f"{rounds} interleaved rounds over {len(arts)} articles:")
+    times = common.interleaved({n: (lambda n=n: call(n, arts)) for n in variants}, rounds, warmup=0)
+    base = common.median(times["naive pipelines (batch_size 1)"])
+    batched = f"naive pipelines (batch_size {naive_batch})"
+    rows = []
+    for name, ts in times.items():
+        t = common.median(ts)
+        row = [name, f"{len(arts) / t:.3f}", f"{t / len(arts):.2f}", f"{base / t:.1f}x"]
+        if batched in times:
+            row.append(f"{common.median(times[batched]) / t:.1f}x")
+        rows.append(row)
+    print()
+    print(common.table(rows, ["variant", "cards/s", "s/article", "vs naive (batch_size 1)",
+                               *([f"vs naive (batch_size {naive_batch})"] if batched in times else [])]))
+    print("(medians of interleaved rounds)")
+
+
+def flops_table(composer, naive: dict, tok, arts: list[dict], objs, naive_batch: int) -> None:
+    """The encoder FLOPs per article of ours against the naive pipelines'."""
+    cfg = composer.model.config.encoder_config()
+    ours = sum(w[4] for w in common.encoder_work(composer, objs).values()) / len(arts)
+    flops = [["ours (one pass per chunk, length-sorted batches)", f"{ours / 1e9:.1f}", "1.0x"]]
+    for bs in (1, naive_batch) if naive_batch else (1,):
+        f = naive_flops(naive, tok, cfg, arts, bs)
+        flops.append([f"naive pipelines (batch_size {bs})", f"{f / 1e9:.1f}", f"{f / ours:.1f}x"])
+    print(common.table(flops, ["encoder work", "GFLOP/article", "vs ours"]))
+    print("(analytic FLOPs of the padded batches each side runs; the speed ratio above exceeds this FLOP "
+          "ratio by what batch-1 calls lose to small GEMMs, per-call overhead and thread synchronisation)")
 
 
 if __name__ == "__main__":

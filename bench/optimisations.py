@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import common  # noqa: E402
 
 OFF = {"length_sorted": False, "inference_mode": False, "precision": "fp32"}
 ON = {"length_sorted": True, "inference_mode": True, "precision": "fp32"}
@@ -62,8 +61,7 @@ def validation_records(names: list[str], heads: set[str], max_records: int, max_
 
     out = {}
     for name in names:
-        with contextlib.redirect_stdout(io.StringIO()):
-            val = prepare(name)["validation"]
+        val = prepare(name)["validation"]
         rows = [r for r in val if any(v is not None for h, v in (r["labels"] or {}).items() if h in heads)]
         if not rows:
             continue
@@ -100,9 +98,9 @@ def evaluate(model, tokenizer, records: list[dict], precision: str, batch_tokens
     """`val/{head}/{metric}` of `model` (already prepared for `precision`) on `records`."""
     import torch
 
-    from biascard.serve.compose import length_groups
+    from biascard.compose.runtime import length_groups
     from biascard.train.evaluation import aggregate
-    from biascard.train.features import encode
+    from biascard.model.features import encode
 
     specs = model.config.head_specs()
     cfg = model.config
@@ -113,7 +111,8 @@ def evaluate(model, tokenizer, records: list[dict], precision: str, batch_tokens
     with torch.inference_mode(), cast:
         for g in groups:
             part = [records[i] for i in g]
-            batch = encode(part, tokenizer, specs, cfg.max_length, cfg.stride, with_labels=True)
+            batch = encode(part, tokenizer, specs, cfg.max_length, cfg.stride, with_labels=True,
+                           max_chunks=cfg.max_chunks)  # the chunks eval and serve read
             y = batch.pop("labels")
             out = model(**batch)
             for h in specs:
@@ -142,11 +141,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     import torch
-    from omegaconf import OmegaConf
     from transformers.utils import logging as hf_logging
 
-    from biascard.serve.compose import native_bf16, prepare_model
-    from biascard.train.modeling import load_model_dir
+    from biascard.compose.runtime import native_bf16
+    from biascard.model.model_dir import load as load_model_dir
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(2)
@@ -154,100 +152,116 @@ def main(argv=None) -> None:
     do_metrics = args.metrics == "on" or (args.metrics == "auto" and args.model)
     # the metric part alone keeps its own results file beside the speed table
     name = "optimisations-metrics" if args.skip_speed else "optimisations"
-    with _common.report(name, argv, save=not args.no_save, script="optimisations"):
-        model_dir = Path(args.model) if args.model else _common.default_model_dir()
+    with common.report(name, argv, save=not args.no_save, script="optimisations"):
+        model_dir = Path(args.model) if args.model else common.default_model_dir()
         model, tok = load_model_dir(model_dir)
         print(f"model: {model_dir}{'' if args.model else ' (untrained: speed only)'}")
         if not with_bf16:
             print("bf16 variants skipped: this CPU has no native bf16 (AVX512-BF16/AMX), so bf16 is emulated "
                   "and several times slower than fp32 (bench/roofline.py); --bf16 on forces them")
-
         if not args.skip_speed:
-            arts = _common.article_objects(_common.articles(args.articles))
-            variants = speed_variants(with_bf16)
-            composers = {k: _common.make_composer(model, tok, rt) for k, (rt, _) in variants.items()}
-            threads = {k: t for k, (_, t) in variants.items()}
-
-            def run(k):
-                torch.set_num_threads(threads[k])
-                try:
-                    return composers[k].compose(arts)
-                finally:
-                    torch.set_num_threads(2)
-
-            # numerics first (also the warm-up): same cards? how far apart are the probabilities?
-            from biascard.serve.sentences import split_sentences
-
-            sents = [s.text for a in arts for s in split_sentences(a.text)]
-            docs = [composers["baseline (all off)"]._document_text(a) for a in arts]
-            ref_cards = run("baseline (all off)")
-            ref_s = composers["baseline (all off)"]._forward(sents, offsets=False)
-            ref_d = composers["baseline (all off)"]._forward(docs, offsets=False)
-            same, diff = {}, {}
-            for k, c in composers.items():
-                same[k] = run(k) == ref_cards
-                diff[k] = max(max_prob_diff(ref_s, c._forward(sents, offsets=False)),
-                              max_prob_diff(ref_d, c._forward(docs, offsets=False)))
-            work = {}
-            for k, c in composers.items():
-                w = _common.encoder_work(c, arts)
-                work[k] = (sum(v[3] for v in w.values()) / len(arts), sum(v[4] for v in w.values()) / len(arts))
-            print(f"{len(arts)} articles ({len(sents)} sentences) per call; {args.rounds} interleaved rounds:")
-            times = _common.interleaved({k: (lambda k=k: run(k)) for k in composers}, args.rounds, warmup=0)
-            base = _common.median(times["baseline (all off)"])
-            shipped = _common.median(times["sorted + inference_mode (shipped)"])
-            rows = []
-            for k in composers:
-                t = _common.median(times[k])
-                rows.append([k, f"{len(arts) / t:.3f}", f"{base / t:.2f}x", f"{shipped / t:.2f}x",
-                             f"{work[k][0]:.0f}", f"{work['baseline (all off)'][1] / work[k][1]:.2f}x",
-                             "yes" if same[k] else "no", f"{diff[k]:.1e}"])
-            print()
-            print(_common.table(rows, ["variant", "cards/s", "vs baseline", "vs shipped", "padded tokens/article",
-                                       "fewer FLOPs", "same cards", "max |dp|"]))
-            print("(medians of interleaved rounds; padded tokens and FLOPs: the encoder work of both passes, "
-                  "deterministic; max |dp|: largest probability change of any head, sentences and documents, "
-                  "against the baseline)")
-
+            speed(model, tok, args, with_bf16)
         if not do_metrics:
             print("\nmetric deltas: skipped (no --model). They need a trained model, and none exists in this "
                   "checkout yet: run `python bench/optimisations.py --model <run>/model` (e.g. the demo's quick model).")
         else:
-            names = args.datasets or list(OmegaConf.load(_common.REPO / "configs" / "data" / "all.yaml").datasets)
-            recs = validation_records(names, set(model.config.head_specs()), args.max_records,
-                                      args.max_doc_records, args.seed)
-            dropped = 0
-            for name in recs:
-                recs[name], d = known_labels_only(recs[name], model.config.head_specs())
-                dropped += d
-            if dropped:
-                print(f"label values unknown to the model, ignored: {dropped}")
-            precisions = ["fp32", "int8"] + (["bf16", "bf16_autocast"] if with_bf16 else [])
-            models = {p: prepare_model(model, p) for p in precisions}
-            print(f"\nmetrics: validation samples {', '.join(f'{n} {len(r)}' for n, r in recs.items())} (seed {args.seed})")
-            scores = {p: {} for p in precisions}
-            for name, rows in recs.items():
-                for p in precisions:
-                    scores[p][name] = evaluate(models[p], tok, rows, p)
-                print(f"  {name} done  [{_common.load_line('now').split(': ')[1]}]", flush=True)
-            table_rows, verdict = [], {}
-            for name in recs:
-                for key, v in sorted(scores["fp32"][name].items()):
-                    head, _, metric = key.removeprefix("val/").partition("/")
-                    if metric not in ("macro_f1", "f1"):
-                        continue
-                    row = [name, head, metric, f"{100 * v:.1f}"]
-                    for p in precisions[1:]:
-                        d = 100 * (scores[p][name][key] - v)
-                        verdict[p] = min(verdict.get(p, 0.0), d)
-                        row.append(f"{d:+.1f}")
-                    table_rows.append(row)
-            print()
-            print(_common.table(table_rows, ["dataset", "head", "metric", "fp32", *[f"{p} delta (pts)" for p in precisions[1:]]]))
+            metric_deltas(model, tok, args, with_bf16)
+
+
+def speed(model, tok, args, with_bf16: bool) -> None:
+    """Cards/s of every runtime variant in interleaved rounds, with its encoder work and how far
+    its cards and probabilities are from the baseline's."""
+    import torch
+
+    from biascard.compose.sentences import split_sentences
+
+    arts = common.article_objects(common.articles(args.articles))
+    variants = speed_variants(with_bf16)
+    composers = {k: common.make_composer(model, tok, rt) for k, (rt, _) in variants.items()}
+    threads = {k: t for k, (_, t) in variants.items()}
+
+    def run(k):
+        torch.set_num_threads(threads[k])
+        try:
+            return composers[k].compose(arts)
+        finally:
+            torch.set_num_threads(2)
+
+    # numerics first (also the warm-up): same cards? how far apart are the probabilities?
+    base_c = composers["baseline (all off)"]
+    sents = [s.text for a in arts for s in split_sentences(a.text)]
+    docs = [base_c.document_text(a) for a in arts]
+    ref_cards = run("baseline (all off)")
+    ref_s = base_c.forward(sents, offsets=False)
+    ref_d = base_c.forward(docs, offsets=False, max_chunks=base_c.max_chunks)  # as compose's document pass
+    same, diff = {}, {}
+    for k, c in composers.items():
+        same[k] = run(k) == ref_cards
+        diff[k] = max(max_prob_diff(ref_s, c.forward(sents, offsets=False)),
+                      max_prob_diff(ref_d, c.forward(docs, offsets=False, max_chunks=c.max_chunks)))
+    work = {}
+    for k, c in composers.items():
+        w = common.encoder_work(c, arts)
+        work[k] = (sum(v[3] for v in w.values()) / len(arts), sum(v[4] for v in w.values()) / len(arts))
+    print(f"{len(arts)} articles ({len(sents)} sentences) per call; {args.rounds} interleaved rounds:")
+    times = common.interleaved({k: (lambda k=k: run(k)) for k in composers}, args.rounds, warmup=0)
+    base = common.median(times["baseline (all off)"])
+    shipped = common.median(times["sorted + inference_mode (shipped)"])
+    rows = []
+    for k in composers:
+        t = common.median(times[k])
+        rows.append([k, f"{len(arts) / t:.3f}", f"{base / t:.2f}x", f"{shipped / t:.2f}x",
+                     f"{work[k][0]:.0f}", f"{work['baseline (all off)'][1] / work[k][1]:.2f}x",
+                     "yes" if same[k] else "no", f"{diff[k]:.1e}"])
+    print()
+    print(common.table(rows, ["variant", "cards/s", "vs baseline", "vs shipped", "padded tokens/article",
+                               "fewer FLOPs", "same cards", "max |dp|"]))
+    print("(medians of interleaved rounds; padded tokens and FLOPs: the encoder work of both passes, "
+          "deterministic; max |dp|: largest probability change of any head, sentences and documents, "
+          "against the baseline)")
+
+
+def metric_deltas(model, tok, args, with_bf16: bool) -> None:
+    """Validation macro-F1 of every precision against fp32, per dataset and head."""
+    from omegaconf import OmegaConf
+
+    from biascard.compose.runtime import prepare_model
+
+    names = args.datasets or list(OmegaConf.load(common.REPO / "configs" / "data" / "all.yaml").datasets)
+    recs = validation_records(names, set(model.config.head_specs()), args.max_records,
+                              args.max_doc_records, args.seed)
+    dropped = 0
+    for name in recs:
+        recs[name], d = known_labels_only(recs[name], model.config.head_specs())
+        dropped += d
+    if dropped:
+        print(f"label values unknown to the model, ignored: {dropped}")
+    precisions = ["fp32", "int8"] + (["bf16", "bf16_autocast"] if with_bf16 else [])
+    models = {p: prepare_model(model, p) for p in precisions}
+    print(f"\nmetrics: validation samples {', '.join(f'{n} {len(r)}' for n, r in recs.items())} (seed {args.seed})")
+    scores = {p: {} for p in precisions}
+    for name, rows in recs.items():
+        for p in precisions:
+            scores[p][name] = evaluate(models[p], tok, rows, p)
+        print(f"  {name} done  [{common.load_line('now').split(': ')[1]}]", flush=True)
+    table_rows, verdict = [], {}
+    for name in recs:
+        for key, v in sorted(scores["fp32"][name].items()):
+            head, _, metric = key.removeprefix("val/").partition("/")
+            if metric not in ("macro_f1", "f1"):
+                continue
+            row = [name, head, metric, f"{100 * v:.1f}"]
             for p in precisions[1:]:
-                worst = verdict.get(p, 0.0)
-                print(f"{p}: worst head delta {worst:+.1f} points -> "
-                      + ("costs more than 1 point: stays off by default" if worst < -1.0 else "within 1 point"))
+                d = 100 * (scores[p][name][key] - v)
+                verdict[p] = min(verdict.get(p, 0.0), d)
+                row.append(f"{d:+.1f}")
+            table_rows.append(row)
+    print()
+    print(common.table(table_rows, ["dataset", "head", "metric", "fp32", *[f"{p} delta (pts)" for p in precisions[1:]]]))
+    for p in precisions[1:]:
+        worst = verdict.get(p, 0.0)
+        print(f"{p}: worst head delta {worst:+.1f} points -> "
+              + ("costs more than 1 point: stays off by default" if worst < -1.0 else "within 1 point"))
 
 
 if __name__ == "__main__":

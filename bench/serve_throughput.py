@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import common  # noqa: E402
 
 
 def free_port() -> int:
@@ -115,9 +115,9 @@ def main(argv=None) -> None:
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
 
-    with _common.report("serve_throughput", argv, save=not args.no_save):
-        model_dir = Path(args.model) if args.model else _common.default_model_dir()
-        arts = _common.articles(args.articles)
+    with common.report("serve_throughput", argv, save=not args.no_save):
+        model_dir = Path(args.model) if args.model else common.default_model_dir()
+        arts = common.articles(args.articles)
         words = sum(len(a["text"].split()) for a in arts) / len(arts)
         print(f"model: {model_dir}; {len(arts)} AllSides test articles, {words:.0f} words on average")
         variants = {"default": []}
@@ -154,19 +154,19 @@ def main(argv=None) -> None:
                     walls[p].append(clients * per / wall)
                     lats[p].extend(lat)
                 print(f"  round {r + 1}/{args.rounds}: " + ", ".join(f"{p} {walls[p][-1]:.3f} cards/s" for p in order)
-                      + f"  [{_common.load_line('now').split(': ')[1]}]", flush=True)
+                      + f"  [{common.load_line('now').split(': ')[1]}]", flush=True)
             rows = []
             for p in order:
-                rows.append([p, len(lats[p]), f"{_common.median(walls[p]):.3f}",
-                             f"{_common.percentile(lats[p], 0.5):.2f}", f"{_common.percentile(lats[p], 0.95):.2f}",
+                rows.append([p, len(lats[p]), f"{common.median(walls[p]):.3f}",
+                             f"{common.percentile(lats[p], 0.5):.2f}", f"{common.percentile(lats[p], 0.95):.2f}",
                              f"{batched[p][0] / max(batched[p][1], 1):.1f}"])
             print()
-            print(_common.table(rows, ["server, clients", "requests", "cards/s (median)", "p50 s", "p95 s",
+            print(common.table(rows, ["server, clients", "requests", "cards/s (median)", "p50 s", "p95 s",
                                        "articles per micro-batch"]))
             for k, s in servers.items():
-                one = _common.median(walls[f"{k}, 1 client"])
-                many = _common.median(walls[f"{k}, {args.clients} clients"])
-                p95 = _common.percentile(lats[f"{k}, {args.clients} clients"], 0.95)
+                one = common.median(walls[f"{k}, 1 client"])
+                many = common.median(walls[f"{k}, {args.clients} clients"])
+                p95 = common.percentile(lats[f"{k}, {args.clients} clients"], 0.95)
                 print(f"{k}: {args.clients}-client / 1-client throughput = {many / one:.2f}x; "
                       f"p95 with {args.clients} clients {p95:.2f} s (target < 1 s: {'met' if p95 < 1 else 'missed'}; "
                       f"a closed loop of {args.clients} clients waits about {args.clients}/throughput = "
@@ -176,7 +176,7 @@ def main(argv=None) -> None:
                 if k != base:
                     for c in (1, args.clients):
                         sfx = "1 client" if c == 1 else f"{c} clients"
-                        ratio = _common.median(walls[f"{k}, {sfx}"]) / _common.median(walls[f"{base}, {sfx}"])
+                        ratio = common.median(walls[f"{k}, {sfx}"]) / common.median(walls[f"{base}, {sfx}"])
                         print(f"{k} vs {base}, {sfx}: {ratio:.2f}x cards/s")
         finally:
             for s in servers.values():

@@ -32,7 +32,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import report  # noqa: E402
+from common import report  # noqa: E402
 
 
 def compose(overrides: list[str]):
@@ -47,16 +47,16 @@ def validation_tokens(cfg, cap: int | None = None) -> int:
     """Tokens one evaluation pass of the loop reads: the recipe's validation subsets (or `cap`
     records per dataset, drawn as the loop draws them), windows capped at eval_max_chunks."""
     from biascard.data.prepare import prepare
-    from biascard.train.loop import _caps, _lengths, _records, _subset
-    from biascard.train.modeling import load_tokenizer
+    from biascard.model.modeling import load_tokenizer
+    from biascard.train.datasets import dataset_caps, records, subset, token_lengths
 
     tok = load_tokenizer(cfg.model.encoder)
     chunks = cfg.data.get("eval_max_chunks", cfg.data.get("max_chunks"))
-    caps = _caps(cfg.data.get("eval_caps"))
+    caps = dataset_caps(cfg.data.get("eval_caps"))
     total = 0
     for name in cfg.data.datasets:
-        val = _subset(prepare(name)["validation"], cap or caps.get(name), int(cfg.trainer.seed) + 1)
-        total += sum(_lengths(tok, _records(val), int(cfg.model.max_length), chunks))
+        val = subset(prepare(name)["validation"], cap or caps.get(name), int(cfg.trainer.seed) + 1)
+        total += sum(token_lengths(tok, records(val), int(cfg.model.max_length), chunks))
     return total
 
 
@@ -78,7 +78,8 @@ def run(args) -> None:
     from omegaconf import open_dict
 
     from biascard.train.logging import read_metrics
-    from biascard.train.loop import planned_steps, train
+    from biascard.train.loop import train
+    from biascard.train.optimization import planned_steps
 
     recipe = compose(list(args.overrides))
     tr = recipe.trainer

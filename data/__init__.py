@@ -1,1 +1,1 @@
-"""biascard.data: datasets -> unified records -> DatasetDicts, and the card contract."""
+"""biascard.data: datasets -> unified records -> DatasetDicts (adapters, splits, bad-row reports)."""

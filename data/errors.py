@@ -37,11 +37,18 @@ class Report:
         print(f"skipped {row}", file=self.stream or sys.stderr)
 
     removed: list[BadRow] = field(default_factory=list)
+    # the cache's report.json when the rows come from a cached build
+    cached: str | None = None
 
     def remove(self, file: str | Path, line: int | None, reason: str) -> None:
         """A row left out by design (deduplication the protocol asks for); reported, not an error."""
         row = BadRow(str(file), line, reason)
         self.removed.append(row)
+
+    def note(self, name: str) -> str:
+        """The summary, saying where a cached build lists each row."""
+        text = self.summary(name)
+        return f"{text} (cached build; each row is listed in {self.cached})" if self.cached else text
 
     def summary(self, name: str) -> str:
         text = f"{name}: {len(self.bad)} bad row(s) skipped"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -32,7 +33,19 @@ def _fingerprint(adapter, root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare(
+def prepare(name: str, *, report: Report | None = None, **options) -> datasets.DatasetDict:
+    """Build (or load from cache) one dataset as a DatasetDict with train/validation/test.
+    `options`: those of `prepare_report`.
+
+    Skipped and removed rows go into `report` (pass one to read them, or use `prepare_report`);
+    without one, their summary is printed to stderr so that no row goes unreported."""
+    dsd, filled = prepare_report(name, report=report, **options)
+    if report is None and (filled.bad or filled.removed):
+        print(filled.note(name), file=sys.stderr)
+    return dsd
+
+
+def prepare_report(
     name: str,
     *,
     strict: bool = False,
@@ -40,8 +53,8 @@ def prepare(
     cache_dir: Path | None = None,
     use_cache: bool = True,
     report: Report | None = None,
-) -> datasets.DatasetDict:
-    """Build (or load from cache) one dataset as a DatasetDict with train/validation/test."""
+) -> tuple[datasets.DatasetDict, Report]:
+    """`prepare`, returning the report of skipped and removed rows with the DatasetDict."""
     adapter = get_adapter(name)
     root = Path(data_dir) / adapter.folder if data_dir else paths.dataset_dir(adapter.folder)
     report = report or Report(strict=strict)
@@ -51,27 +64,24 @@ def prepare(
         key = _fingerprint(adapter, root)
         done = target / key
         if use_cache and not strict and (done / "dataset_dict.json").is_file():
-            _replay(done / "report.json", report, name)
-            return datasets.load_from_disk(str(done))
+            _replay(done / "report.json", report)
+            return datasets.load_from_disk(str(done)), report
     dsd = adapter.build(root, report)
-    if report.bad or report.removed:
-        print(report.summary(name))
     if key:
         dsd.save_to_disk(str(target / key))
         rows = {kind: [vars(b) for b in getattr(report, kind)] for kind in ("bad", "removed")}
         (target / key / "report.json").write_text(json.dumps(rows, indent=1))
-    return dsd
+    return dsd, report
 
 
-def _replay(path: Path, report: Report, name: str) -> None:
+def _replay(path: Path, report: Report) -> None:
     """A cached build still reports the rows it skipped, so a cache hit hides nothing."""
     if not path.is_file():
         return
     rows = json.loads(path.read_text())
     for kind in ("bad", "removed"):
         getattr(report, kind).extend(BadRow(**r) for r in rows.get(kind, []))
-    if report.bad or report.removed:
-        print(f"{report.summary(name)} (cached build; each row is listed in {path})")
+    report.cached = str(path)
 
 
 def head_stats(dsd: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]:

@@ -19,37 +19,21 @@ import datasets
 
 UNITS = ("sentence", "paragraph", "headline", "article")
 
-# head name -> (type, level). Names are a contract shared with configs/heads and the card.
-HEADS: dict[str, tuple[str, str]] = {
-    "language_bias": ("binary", "sentence"),
-    "language_bias_crowd": ("binary", "sentence"),
-    "biased_words": ("token", "sentence"),
-    "informational_bias": ("binary", "sentence"),
-    "lexical_bias": ("binary", "sentence"),
-    "framing": ("binary", "sentence"),
-    "subjectivity": ("binary", "sentence"),
-    "hidden_assumptions": ("binary", "sentence"),
-    "gvfc_frame": ("multiclass", "sentence"),
-    "fallacy": ("multiclass", "sentence"),
-    "false_dilemma": ("binary", "sentence"),
-    "sdg": ("multilabel", "document"),
-    "political_leaning": ("multiclass", "document"),
-    "topic": ("multilabel", "document"),
-    # document-level heads fed by labeled bias cards (the `cards` adapter)
-    "card_framing_bias": ("ordinal", "document"),
-    "card_language_bias": ("ordinal", "document"),
-    "card_bias_by_omission": ("ordinal", "document"),
-    "card_false_dichotomy": ("ordinal", "document"),
-    "sdg_polarity": ("multiclass", "document"),
-    "sdg_relevance": ("multiclass", "document"),
-}
+HEAD_CATALOG = "heads/cards.yaml"
 
-CARD_CONCEPT_HEADS = {
-    "framing_bias": "card_framing_bias",
-    "language_bias": "card_language_bias",
-    "bias_by_omission": "card_bias_by_omission",
-    "false_dichotomy": "card_false_dichotomy",
-}
+
+def _catalog() -> dict[str, tuple[str, str]]:
+    """head name -> (type, level), from the heads config that declares every head (the
+    dataset heads and the card heads), so a head's identity is written in one place."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("biascard.configs").joinpath(HEAD_CATALOG).read_text(encoding="utf-8")
+    return {name: (spec["type"], spec["level"]) for name, spec in yaml.safe_load(text).items()}
+
+
+HEADS: dict[str, tuple[str, str]] = _catalog()
 
 _VALUE_FEATURE = {
     "binary": datasets.Value("int64"),

@@ -1,13 +1,16 @@
-"""`biascard-eval` / `python -m biascard.eval`.
+"""`biascard eval`: the Hydra app of evaluation, and `biascard eval compare|targets|...`.
 
-  biascard-eval model=DIR [data=babe | datasets=[babe,logic]] [split=test] [bootstrap.n_boot=1000]
-  biascard-eval cv.folds=5 cv.dataset=babe [cv.train_model=true cv.train_overrides=[experiment=quick]]
-  biascard-eval compare RUN_A RUN_B [--system model] [--b-system model] [--n-boot 1000]
-  biascard-eval targets RUN [RUN ...]   (the default model's targets, templates/targets.json)
-  biascard-eval ablations ROOT          (the default model's ablations, templates/ablations.json)
+  biascard eval model=DIR [data=babe | datasets=[babe,logic]] [split=test] [bootstrap.n_boot=1000]
+  biascard eval cv.folds=5 cv.dataset=babe [cv.train_model=true cv.train_overrides=[experiment=quick]]
+  biascard eval compare RUN_A RUN_B [--system model] [--b-system model] [--n-boot 1000]
+  biascard eval targets RUN [RUN ...]   (the default model's targets, templates/targets.json)
+  biascard eval ablations ROOT          (the default model's ablations, templates/ablations.json)
+  biascard eval composer-ablation --model DIR
+  biascard eval screenshot PAGE.html OUT.png
 
-`compare`, `targets` and `ablations` are dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is
-rewritten to `model_dir=DIR`, because `model` is also a config group of training.
+`biascard-eval` and `python -m biascard.eval` are the same command. The sub-commands are
+dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is rewritten to
+`model_dir=DIR`, because `model` is also a config group of training.
 """
 from __future__ import annotations
 
@@ -15,6 +18,19 @@ import sys
 
 import hydra
 from omegaconf import DictConfig
+
+from biascard.train.__main__ import hydra_argv, run_subcommand
+
+PROG = "biascard eval"
+# argparse commands: module (its main(argv)), usage, one-line help
+SUBCOMMANDS = {
+    "compare": ("biascard.eval.compare", "RUN_A RUN_B", "metric deltas between two eval runs, with significance"),
+    "targets": ("biascard.eval.targets", "RUN [RUN ...]", "the default model's targets against what runs measured"),
+    "ablations": ("biascard.eval.ablations", "ROOT", "the ablation table: paired deltas between eval runs"),
+    "composer-ablation": ("biascard.eval.composer_ablation", "--model DIR",
+                          "the card's aggregations against article-level labels"),
+    "screenshot": ("biascard.eval.screenshot", "PAGE.html OUT.png", "screenshot a report page in headless Chromium"),
+}
 
 
 @hydra.main(version_base="1.3", config_path="pkg://biascard.configs", config_name="eval")
@@ -30,24 +46,14 @@ def rewrite_overrides(argv: list[str]) -> list[str]:
     return ["model_dir=" + a.split("=", 1)[1] if a.startswith("model=") else a for a in argv]
 
 
-def main(argv: list[str] | None = None) -> int | None:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["compare"]:
-        from .compare import main as compare_main
-
-        return compare_main(argv[1:])
-    if argv[:1] == ["targets"]:
-        from .targets import main as targets_main
-
-        return targets_main(argv[1:])
-    if argv[:1] == ["ablations"]:
-        from .ablations import main as ablations_main
-
-        return ablations_main(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return run_subcommand(SUBCOMMANDS, argv)
     from . import runner
 
-    runner.COMMAND = " ".join(["biascard-eval", *argv])
-    sys.argv = [sys.argv[0]] + rewrite_overrides(argv)
+    runner.COMMAND = " ".join([PROG, *argv])
+    sys.argv = hydra_argv(PROG, "eval", rewrite_overrides(argv))
     _run()
     return 0
 

@@ -1,6 +1,6 @@
 """The default model's ablations (templates/ablations.json) as one table of paired deltas.
 
-  biascard-eval ablations ROOT [--json] [--n-boot 1000]
+  biascard eval ablations ROOT [--json] [--n-boot 1000]
 
 Each ablation names a task, a metric and two eval runs by their path under ROOT (the
 `outputs/` dir of `make default-model` and `make ablations`): A, the reference, and B, the
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .bootstrap import paired_bootstrap
-from .compare import _outputs, load_run
-from .report import fmt, template_text
+from .formatting import fmt
+from .runs import load_run, task_outputs
 from .tasks import Outputs, score
+from .template_files import template_text
 
 
 def load_ablations() -> list[dict]:
@@ -34,7 +35,7 @@ def _run_outputs(root: Path, rel: str, task: str) -> Outputs | None:
     metrics, rows = load_run(path)
     if rows is None:
         raise ValueError(f"{path}: no predictions.jsonl, so no paired comparison is possible")
-    return _outputs(metrics, rows, task, "model")
+    return task_outputs(metrics, rows, task, "model")
 
 
 def ensemble(outs: list[Outputs]) -> Outputs:
@@ -94,19 +95,19 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="biascard-eval ablations", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="biascard eval ablations", description=__doc__.splitlines()[0])
     ap.add_argument("root", help="the dir the ablation run paths are relative to (e.g. outputs)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON instead of a markdown table")
     ap.add_argument("--n-boot", type=int, default=1000)
     args = ap.parse_args(argv)
     root = Path(args.root)
     if not root.is_dir():
-        print(f"biascard-eval ablations: error: {root} is not a directory")
+        print(f"biascard eval ablations: error: {root} is not a directory")
         return 2
     try:
         rows = [measure(root, ab, n_boot=args.n_boot) for ab in load_ablations()]
     except ValueError as e:
-        print(f"biascard-eval ablations: error: {e}")
+        print(f"biascard eval ablations: error: {e}")
         return 2
     if args.json:
         print(json.dumps(rows, indent=1))

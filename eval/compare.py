@@ -1,4 +1,4 @@
-"""`biascard-eval compare RUN_A RUN_B`: metric deltas between two eval runs, with significance.
+"""`biascard eval compare RUN_A RUN_B`: metric deltas between two eval runs, with significance.
 
 With predictions.jsonl in both runs, deltas get a paired bootstrap: the same resampled
 examples (matched by id) score both runs, and a delta is significant when its 95% CI
@@ -8,57 +8,14 @@ they do not overlap (conservative).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from .bootstrap import paired_bootstrap
-from .report import MAIN_METRICS, fmt
+from .formatting import MAIN_METRICS, fmt, write_outputs
+from .runs import load_run, task_outputs
 from .tasks import LOWER_IS_BETTER, Outputs, dumps, score
-
-
-def run_dir(run: str | Path) -> Path:
-    """An eval run dir, given the dir or its metrics.json."""
-    run = Path(run)
-    if (run / "metrics.json").is_file():
-        return run
-    if run.name == "metrics.json" and run.is_file():
-        return run.parent
-    raise FileNotFoundError(f"{run}: no metrics.json (pass an eval run dir)")
-
-
-def load_metrics(run: str | Path) -> dict:
-    return json.loads((run_dir(run) / "metrics.json").read_text(encoding="utf-8"))
-
-
-def load_run(run: str | Path) -> tuple[dict, dict[tuple[str, str], list[dict]] | None]:
-    run = run_dir(run)
-    metrics = load_metrics(run)
-    pred_file = run / "predictions.jsonl"
-    if not pred_file.is_file():
-        return metrics, None
-    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    with open(pred_file, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                rows[(r["task"], r["system"])].append(r)
-            except (json.JSONDecodeError, KeyError) as e:
-                raise ValueError(f"{pred_file}:{n}: not a prediction row ({e})") from None
-    return metrics, rows
-
-
-def _outputs(metrics: dict, rows, task: str, system: str) -> Outputs | None:
-    t = metrics["tasks"].get(task)
-    if rows is None or t is None or (task, system) not in rows:
-        return None
-    meta = t.get("meta") or {"head": t["head"], "type": t["type"], "labels": t["labels"]}
-    return Outputs.from_rows(task, meta, rows[(task, system)])
 
 
 def _paired(oa: Outputs, ob: Outputs, n_boot: int, seed: int, ece_bins: int) -> tuple[dict, int] | None:
@@ -94,7 +51,7 @@ def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None,
             continue
         wanted = MAIN_METRICS.get(ta["type"], [])
         paired = None
-        oa, ob = _outputs(ma, ra, task, system), _outputs(mb, rb, task, b_system)
+        oa, ob = task_outputs(ma, ra, task, system), task_outputs(mb, rb, task, b_system)
         if oa is not None and ob is not None:
             paired = _paired(oa, ob, n_boot, seed, ece_bins)
         rows = {}
@@ -144,7 +101,7 @@ def to_markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="biascard-eval compare", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="biascard eval compare", description=__doc__.splitlines()[0])
     ap.add_argument("run_a", help="eval run dir (with metrics.json, predictions.jsonl)")
     ap.add_argument("run_b")
     ap.add_argument("--system", default="model", help="system of run A to compare (model, majority, tfidf_lr, lexicon)")
@@ -157,8 +114,5 @@ def main(argv: list[str] | None = None) -> int:
     md = to_markdown(res)
     print(md, end="")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "compare.md").write_text(md, encoding="utf-8")
-        (out / "compare.json").write_text(dumps(res), encoding="utf-8")
+        write_outputs(args.out, "compare", md, dumps(res))
     return 0

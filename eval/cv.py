@@ -5,7 +5,8 @@ All splits of the dataset are pooled and cut into k folds by the adapter's own f
 StratifiedGroupKFold over the record groups. Fold f is the test fold, fold f+1 (mod k)
 the validation fold (tfidf_lr's C, the model's early stopping), the rest the train folds.
 Per system: the metrics of each fold, their mean and SD, and the pooled out-of-fold
-predictions scored once with a bootstrap CI.
+predictions scored once with a bootstrap CI. A fold model reads the chunks its config.json
+names, unless predict.max_chunks overrides it (recorded as `chunking`).
 """
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from biascard.data.records import HEADS
 from biascard.data.splits import fold_assignment
 
 from .baselines import label_set, labeled, run_baselines
+from .data_loading import load_dataset_dict
+from .formatting import chunking_text
+from .predict import chunking, model_outputs, predict_records
 from .tasks import PRIMARY, TYPES, Outputs, score, score_with_ci
 
 
@@ -47,8 +52,6 @@ def _training_view(train: list[dict], val: list[dict], heads: list[str]) -> tupl
     """The fold as the training run sees it: only the evaluated heads keep labels, and
     validation values unseen in the train folds are dropped (training takes its label sets
     from train and rejects unknown validation values; they only steer early stopping)."""
-    from biascard.data.records import HEADS
-
     seen: dict[str, set] = {h: set() for h in heads}
     for r in train:
         for h in heads:
@@ -115,13 +118,7 @@ def train_fold(name: str, dsd, fold_dir: Path, overrides: list[str]) -> Path:
 
 
 def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
-    import datasets
-
-    from biascard.data.records import FEATURES, HEADS
-
-    from .predict import predict_records
-    from .runner import load_dataset_dict, model_outputs
-
+    """k-fold CV on `c["cv"]["dataset"]` as configured; the `cv` section of metrics.json."""
     cv = c["cv"]
     name, k = str(cv["dataset"]), int(cv["folds"])
     if k < 3:
@@ -129,106 +126,145 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
     dsd = load_dataset_dict(name, c, notes)
     records = [r for split in ("train", "validation", "test") if split in dsd for r in dsd[split].to_list()]
     folds, how = fold_assignment(name, records, k, cv.get("seed"))
-    cap = c.get("max_examples")
     systems = [s for s in (c.get("systems") or ["majority", "tfidf_lr"]) if s != "model"]
     if cv.get("train_model"):
         systems = ["model", *systems]
-    heads = [h for h in HEADS if HEADS[h][0] in TYPES and any(r["labels"][h] is not None for r in records)]
-    if cv.get("heads"):
-        wanted = [str(h) for h in cv["heads"]]
-        missing = [h for h in wanted if h not in heads]
-        if missing:
-            raise ValueError(f"cv.heads: {missing} are not labeled in {name} (labeled: {heads})")
-        heads = wanted
-    b = c["bootstrap"]
+    heads = _cv_heads(cv, name, records)
     per_fold: dict[str, dict[str, list[Outputs]]] = {h: {} for h in heads}
-    fold_sizes = []
+    fold_sizes, chunkings = [], []
     for f in range(k):
-        val_f = (f + 1) % k
-        test = [r for r, g in zip(records, folds) if g == f]
-        val = [r for r, g in zip(records, folds) if g == val_f]
-        train = [r for r, g in zip(records, folds) if g is not None and g not in (f, val_f)]
-        if cap:
-            # a smoke-test knob: fewer train records per fold (the test fold stays whole)
-            train = [train[i] for i in sorted(np.random.default_rng(f).permutation(len(train))[: int(cap)])]
+        train, val, test = _fold_records(records, folds, f, k, c.get("max_examples"))
         fold_sizes.append({"train": len(train), "validation": len(val), "test": len(test)})
         model = tokenizer = None
         if "model" in systems:
-            from biascard.train.modeling import load_model_dir
-
-            tr_model, va_model = _training_view(train, val, heads)
-            fold_dsd = datasets.DatasetDict({
-                "train": datasets.Dataset.from_list(tr_model, features=FEATURES),
-                "validation": datasets.Dataset.from_list(va_model, features=FEATURES),
-                "test": datasets.Dataset.from_list(test, features=FEATURES),
-            })
-            model_dir = train_fold(name, fold_dsd, out_dir / "cv" / f"fold_{f}", list(cv.get("train_overrides") or []))
-            model, tokenizer = load_model_dir(model_dir)
+            fold_dir = out_dir / "cv" / f"fold_{f}"
+            model, tokenizer = _train_fold_model(name, (train, val, test), heads, fold_dir, cv)
+            chunkings.append(chunking(model, (c.get("predict") or {}).get("max_chunks")))
         for h in heads:
-            kind = HEADS[h][0]
-            tr, va, te = labeled(train, h), labeled(val, h), labeled(test, h)
-            if not tr or not te:
-                continue
-            # one label list over all folds, so the out-of-fold predictions can be pooled
-            labels = label_set(kind, labeled(records, h), head=h)
-            task = f"{name}/{h}"
-            outs: dict[str, Outputs] = {}
-            if model is not None and h in model.head_specs:
-                spec = model.head_specs[h]
-                got = predict_records(model, tokenizer, te, [h], batch_size=int(c["predict"]["batch_size"]),
-                                      max_chunks=c["predict"].get("max_chunks"))[h]
-                outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label,
-                                              spec.thresholds)
-            base = [s for s in systems if s != "model"]
-            if base:
-                outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,
-                                          c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"],
-                                          refit=bool(cv.get("refit_baselines", True))))
-            for s, o in outs.items():
+            for s, o in _score_fold(c, name, h, (train, val, test), records, systems, model, tokenizer).items():
                 per_fold[h].setdefault(s, []).append(o)
         print(f"[cv] {name} fold {f + 1}/{k}: train {len(train)}, validation {len(val)}, test {len(test)}", flush=True)
-
-    results = {}
-    for h, by_system in per_fold.items():
-        if not by_system:
-            continue
-        kind = HEADS[h][0]
-        task = f"{name}/{h}"
-        res = {"type": kind, "primary": PRIMARY[kind], "systems": {}}
-        for s, parts in by_system.items():
-            fold_metrics = [{"fold": i, "n": len(o), "metrics": score(o, ece_bins=int(c["ece_bins"])),
-                             "info": dict(o.info)} for i, o in enumerate(parts)]
-            keys = fold_metrics[0]["metrics"].keys()
-            vals = {m: np.array([fm["metrics"].get(m, np.nan) for fm in fold_metrics], dtype=float) for m in keys}
-            pooled = score_with_ci(_concat(parts), n_boot=int(b["n_boot"]), seed=int(b["seed"]), ci=float(b["ci"]),
-                                   ece_bins=int(c["ece_bins"]))
-            res["systems"][s] = {
-                "folds": fold_metrics,
-                "fold_mean": {m: float(np.nanmean(v)) if np.isfinite(v).any() else None for m, v in vals.items()},
-                "fold_sd": {m: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else None for m, v in vals.items()},
-                "pooled": pooled,
-            }
-        results[task] = res
-        print(f"[cv] {task}: " + ", ".join(
-            f"{s} {res['primary']} fold mean {v['fold_mean'][res['primary']]:.3f} ± {v['fold_sd'][res['primary']] or 0:.3f}"
-            for s, v in res["systems"].items()), flush=True)
+    if chunkings and chunkings[0]["overridden"]:
+        notes.append(f"cv: {chunking_text(chunkings[0])}; not the chunks the fold models were validated on")
+    results = {f"{name}/{h}": _pooled_results(f"{name}/{h}", h, by_system, c)
+               for h, by_system in per_fold.items() if by_system}
     return {
         "dataset": name,
         "folds": k,
         "fold_sizes": fold_sizes,
-        "protocol": (
-            f"{k}-fold cross-validation over all {len(records)} records of {name} ({how}). Fold f is tested, "
-            f"fold f+1 (mod {k}) is the validation fold (tfidf_lr's C; the model's early stopping), the other "
-            f"{k - 2} folds are trained on"
-            + (f"; tfidf_lr is then refit on all {k - 1} non-test folds, as in the published k-fold protocol"
-               if cv.get("refit_baselines", True) else "")
-            + ". Reported: mean ± SD of the per-fold metrics, and the pooled out-of-fold predictions "
-            "scored once with a bootstrap CI."
-            + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
-            + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
-        ),
+        "protocol": _protocol(name, k, len(records), how, c, systems),
         "systems": systems,
         "train_overrides": [str(o) for o in cv.get("train_overrides") or []] if "model" in systems else [],
-        "train_cap": int(cap) if cap else None,
+        "train_cap": int(c["max_examples"]) if c.get("max_examples") else None,
+        # every fold's model is trained with the same overrides, so they read alike
+        "chunking": chunkings[0] if chunkings else None,
         "results": results,
     }
+
+
+def _cv_heads(cv: dict, name: str, records: list[dict]) -> list[str]:
+    """The scored heads: cv.heads, else every head of a scored type that the dataset labels."""
+    heads = [h for h in HEADS if HEADS[h][0] in TYPES and any(r["labels"][h] is not None for r in records)]
+    if not cv.get("heads"):
+        return heads
+    wanted = [str(h) for h in cv["heads"]]
+    missing = [h for h in wanted if h not in heads]
+    if missing:
+        raise ValueError(f"cv.heads: {missing} are not labeled in {name} (labeled: {heads})")
+    return wanted
+
+
+def _fold_records(records: list[dict], folds, f: int, k: int, cap) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train, validation, test) of fold f: f is tested, f+1 (mod k) validates, the rest train."""
+    val_f = (f + 1) % k
+    test = [r for r, g in zip(records, folds) if g == f]
+    val = [r for r, g in zip(records, folds) if g == val_f]
+    train = [r for r, g in zip(records, folds) if g is not None and g not in (f, val_f)]
+    if cap:
+        # a smoke-test knob: fewer train records per fold (the test fold stays whole)
+        train = [train[i] for i in sorted(np.random.default_rng(f).permutation(len(train))[: int(cap)])]
+    return train, val, test
+
+
+def _train_fold_model(name: str, fold, heads: list[str], fold_dir: Path, cv: dict):
+    """(model, tokenizer) trained on the fold by the training entry, as training sees the fold."""
+    import datasets
+
+    from biascard.data.records import FEATURES
+    from biascard.model.model_dir import load as load_model_dir
+
+    train, val, test = fold
+    tr_model, va_model = _training_view(train, val, heads)
+    fold_dsd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_list(tr_model, features=FEATURES),
+        "validation": datasets.Dataset.from_list(va_model, features=FEATURES),
+        "test": datasets.Dataset.from_list(test, features=FEATURES),
+    })
+    model_dir = train_fold(name, fold_dsd, fold_dir, list(cv.get("train_overrides") or []))
+    return load_model_dir(model_dir)
+
+
+def _score_fold(c: dict, name: str, h: str, fold, records: list[dict], systems: list[str],
+                model, tokenizer) -> dict[str, Outputs]:
+    """Each system's Outputs on fold's test records of head `h` (empty if train or test has none)."""
+    kind = HEADS[h][0]
+    train, val, test = fold
+    tr, va, te = labeled(train, h), labeled(val, h), labeled(test, h)
+    if not tr or not te:
+        return {}
+    # one label list over all folds, so the out-of-fold predictions can be pooled
+    labels = label_set(kind, labeled(records, h), head=h)
+    task = f"{name}/{h}"
+    outs: dict[str, Outputs] = {}
+    if model is not None and h in model.head_specs:
+        spec = model.head_specs[h]
+        p = c["predict"]
+        got = predict_records(model, tokenizer, te, [h], batch_size=int(p["batch_size"]),
+                              max_chunks=p.get("max_chunks"))[h]
+        outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label,
+                                      spec.thresholds)
+    base = [s for s in systems if s != "model"]
+    if base:
+        outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,
+                                  c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"],
+                                  refit=bool(c["cv"].get("refit_baselines", True))))
+    return outs
+
+
+def _pooled_results(task: str, h: str, by_system: dict[str, list[Outputs]], c: dict) -> dict:
+    """Per system: each fold's metrics, their mean and SD, and the pooled out-of-fold predictions with a CI."""
+    kind = HEADS[h][0]
+    b = c["bootstrap"]
+    res: dict[str, Any] = {"type": kind, "primary": PRIMARY[kind], "systems": {}}
+    for s, parts in by_system.items():
+        fold_metrics = [{"fold": i, "n": len(o), "metrics": score(o, ece_bins=int(c["ece_bins"])),
+                         "info": dict(o.info)} for i, o in enumerate(parts)]
+        keys = fold_metrics[0]["metrics"].keys()
+        vals = {m: np.array([fm["metrics"].get(m, np.nan) for fm in fold_metrics], dtype=float) for m in keys}
+        pooled = score_with_ci(_concat(parts), n_boot=int(b["n_boot"]), seed=int(b["seed"]), ci=float(b["ci"]),
+                               ece_bins=int(c["ece_bins"]))
+        res["systems"][s] = {
+            "folds": fold_metrics,
+            "fold_mean": {m: float(np.nanmean(v)) if np.isfinite(v).any() else None for m, v in vals.items()},
+            "fold_sd": {m: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else None for m, v in vals.items()},
+            "pooled": pooled,
+        }
+    print(f"[cv] {task}: " + ", ".join(
+        f"{s} {res['primary']} fold mean {v['fold_mean'][res['primary']]:.3f} ± {v['fold_sd'][res['primary']] or 0:.3f}"
+        for s, v in res["systems"].items()), flush=True)
+    return res
+
+
+def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str]) -> str:
+    cap = c.get("max_examples")
+    return (
+        f"{k}-fold cross-validation over all {n} records of {name} ({how}). Fold f is tested, "
+        f"fold f+1 (mod {k}) is the validation fold (tfidf_lr's C; the model's early stopping), the other "
+        f"{k - 2} folds are trained on"
+        + (f"; tfidf_lr is then refit on all {k - 1} non-test folds, as in the published k-fold protocol"
+           if c["cv"].get("refit_baselines", True) else "")
+        + ". Reported: mean ± SD of the per-fold metrics, and the pooled out-of-fold predictions "
+        "scored once with a bootstrap CI."
+        + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
+        + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
+    )

@@ -4,31 +4,14 @@ from __future__ import annotations
 import html
 import json
 import math
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .formatting import MAIN_METRICS, SYSTEM_NAMES, chunking_text, ci, fmt, slug
+from .targets import table as targets_table
 from .tasks import LOWER_IS_BETTER, Outputs, confusion, reliability
-
-SYSTEM_NAMES = {
-    "model": "model",
-    "majority": "majority class",
-    "tfidf_lr": "TF-IDF + LR",
-    "lexicon": "train lexicon",
-}
-# metrics listed in the main table, by head type (per-class ones go to a details table)
-MAIN_METRICS = {
-    "binary": ["macro_f1", "accuracy", "roc_auc", "pr_auc", "ece"],
-    "multiclass": ["macro_f1", "accuracy", "ece"],
-    "multilabel": ["macro_f1", "micro_f1", "mAP", "top1_accuracy"],
-    "ordinal": ["qwk", "mae", "spearman", "within1", "accuracy", "ece"],
-    "token": ["span_f1", "span_precision", "span_recall"],
-}
-
-
-def template_text(name: str) -> str:
-    return (resources.files("biascard.eval") / "templates" / name).read_text(encoding="utf-8")
+from .template_files import template_text
 
 
 def load_anchors() -> list[dict]:
@@ -56,28 +39,6 @@ def match_anchors(metrics: dict) -> list[dict]:
                                       "fold_sd": s["fold_sd"].get(a["metric"])}
         out.append({**a, "task": task, "ours": ours, "cv": cv})
     return out
-
-
-# ------------------------------------------------------------------------ format
-
-
-def fmt(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    return f"{v:.{digits}f}"
-
-
-def ci(m: dict | None, digits: int = 3) -> str:
-    if not m:
-        return "–"
-    if m.get("lo") is None or not math.isfinite(m.get("lo", float("nan"))):
-        return fmt(m.get("value"), digits)
-    mark = "†" if m.get("point_outside") else ""
-    return f"{fmt(m['value'], digits)} [{fmt(m['lo'], digits)}, {fmt(m['hi'], digits)}]{mark}"
-
-
-def slug(task: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in task.replace("/", "__"))
 
 
 # ------------------------------------------------------------------------- plots
@@ -213,84 +174,133 @@ def plot_cv(cv: dict, path: Path) -> bool:
 # ------------------------------------------------------------------------ render
 
 
-def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
-    tasks = []
-    for task, t in metrics["tasks"].items():
-        systems = list(t["systems"])
-        rows = []
-        for name in MAIN_METRICS[t["type"]]:
-            cells = [t["systems"][s]["metrics"].get(name) for s in systems]
-            if any(cells):
-                rows.append({"metric": name + (" (lower is better)" if name in LOWER_IS_BETTER else ""),
-                             "primary": name == t["primary"], "cells": [ci(m) for m in cells]})
-        per_class = []
-        prefixes = ("precision/", "recall/", "f1/")
-        names = [k for k in t["systems"][systems[0]]["metrics"] if k.startswith(prefixes)] if systems else []
-        for name in names:
-            per_class.append({"metric": name, "cells": [ci(t["systems"][s]["metrics"].get(name)) for s in systems]})
-        groups = []
-        for field, gs in (t.get("groups") or {}).items():
-            for g, e in gs.items():
-                m = e.get("metrics") or {}
-                groups.append({"field": field, "group": g, "n": e["n"], "primary": ci(m.get(t["primary"])),
-                               "accuracy": ci(m.get("accuracy")) if "accuracy" in m else "–"})
-        info = {s: v.get("info") for s, v in t["systems"].items() if v.get("info")}
-        tasks.append({
-            "task": task, "slug": slug(task), "type": t["type"], "n": t["n"], "n_train": t.get("n_train"),
-            "primary": t["primary"], "systems": [SYSTEM_NAMES.get(s, s) for s in systems], "rows": rows,
-            "per_class": per_class, "groups": groups, "plots": plots.get(task, {}), "info": info,
-            "labels": t["labels"], "gold_distribution": t.get("gold_distribution"),
-        })
-    anchors = []
-    for a in metrics.get("anchors") or []:
-        anchors.append({
-            **a,
-            "ours_items": [f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()] or ["not scored in this run"],
-            "ours_text": "; ".join(f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()) or "not scored in this run",
-            "cv_items": [
-                f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
-                for s, v in a["cv"].items()],
-            "cv_text": "; ".join(
-                f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
-                for s, v in a["cv"].items()),
-        })
-    by_head = []
+def _task_view(task: str, t: dict, plots: dict) -> dict:
+    systems = list(t["systems"])
+    rows = []
+    for name in MAIN_METRICS[t["type"]]:
+        cells = [t["systems"][s]["metrics"].get(name) for s in systems]
+        if any(cells):
+            rows.append({"metric": name + (" (lower is better)" if name in LOWER_IS_BETTER else ""),
+                         "primary": name == t["primary"], "cells": [ci(m) for m in cells]})
+    prefixes = ("precision/", "recall/", "f1/")
+    names = [k for k in t["systems"][systems[0]]["metrics"] if k.startswith(prefixes)] if systems else []
+    per_class = [{"metric": name, "cells": [ci(t["systems"][s]["metrics"].get(name)) for s in systems]}
+                 for name in names]
+    groups = []
+    for field, gs in (t.get("groups") or {}).items():
+        for g, e in gs.items():
+            m = e.get("metrics") or {}
+            groups.append({"field": field, "group": g, "n": e["n"], "primary": ci(m.get(t["primary"])),
+                           "accuracy": ci(m.get("accuracy")) if "accuracy" in m else "–"})
+    return {
+        "task": task, "slug": slug(task), "type": t["type"], "n": t["n"], "n_train": t.get("n_train"),
+        "primary": t["primary"], "systems": [SYSTEM_NAMES.get(s, s) for s in systems], "rows": rows,
+        "per_class": per_class, "groups": groups, "plots": plots.get(task, {}),
+        "info": {s: v.get("info") for s, v in t["systems"].items() if v.get("info")},
+        "labels": t["labels"], "gold_distribution": t.get("gold_distribution"),
+    }
+
+
+def _anchor_view(a: dict) -> dict:
+    ours = [f"{SYSTEM_NAMES.get(s, s)} {ci(m)}" for s, m in a["ours"].items()]
+    cv = [f"{SYSTEM_NAMES.get(s, s)} pooled {ci(v['pooled'])}, fold mean {fmt(v['fold_mean'])} ± {fmt(v['fold_sd'])}"
+          for s, v in a["cv"].items()]
+    return {**a, "ours_items": ours or ["not scored in this run"], "ours_text": "; ".join(ours) or "not scored in this run",
+            "cv_items": cv, "cv_text": "; ".join(cv)}
+
+
+def _by_head_view(metrics: dict) -> list[dict]:
+    rows = []
     for head, ds in (metrics.get("by_head") or {}).items():
         for d, task in ds.items():
             t = metrics["tasks"][task]
-            by_head.append({"head": head, "dataset": d, "n": t["n"], "primary": t["primary"],
-                            "cells": {s: ci(v["metrics"].get(t["primary"])) for s, v in t["systems"].items()}})
-    cv = None
-    if metrics.get("cv"):
-        c = metrics["cv"]
-        rows = []
-        for task, res in c["results"].items():
-            for s, v in res["systems"].items():
-                for name in MAIN_METRICS[res["type"]][:3]:
-                    if name in v["pooled"]:
-                        rows.append({"task": task, "system": SYSTEM_NAMES.get(s, s), "metric": name,
-                                     "mean": fmt(v["fold_mean"].get(name)), "sd": fmt(v["fold_sd"].get(name)),
-                                     "pooled": ci(v["pooled"].get(name)),
-                                     "folds": ", ".join(fmt(f["metrics"].get(name)) for f in v["folds"])})
-        cv = {**c, "rows": rows, "plot": plots.get("__cv__")}
-    cards = None
-    if sample_cards is not None:
-        from biascard.data.card import render_text
+            rows.append({"head": head, "dataset": d, "n": t["n"], "primary": t["primary"],
+                         "cells": {s: ci(v["metrics"].get(t["primary"])) for s, v in t["systems"].items()}})
+    return rows
 
-        cards = {"note": sample_cards.get("note"), "items": []}
-        for i, item in enumerate(sample_cards.get("cards") or []):
-            try:
-                text = render_text(item["card"])
-            except Exception as e:  # noqa: BLE001 - a card the text layout rejects is shown as JSON
-                text = f"(render_text failed: {e})\n" + json.dumps(item["card"], indent=1)
-            cards["items"].append({**item, "text": text, "file": item.get("file"), "srcdoc": item.get("srcdoc")})
-    from .targets import table as targets_table
 
-    targets = targets_table(metrics["targets"]) if metrics.get("targets") else None
+def _cv_view(cv: dict | None, plots: dict) -> dict | None:
+    if not cv:
+        return None
+    rows = []
+    for task, res in cv["results"].items():
+        for s, v in res["systems"].items():
+            for name in MAIN_METRICS[res["type"]][:3]:
+                if name in v["pooled"]:
+                    rows.append({"task": task, "system": SYSTEM_NAMES.get(s, s), "metric": name,
+                                 "mean": fmt(v["fold_mean"].get(name)), "sd": fmt(v["fold_sd"].get(name)),
+                                 "pooled": ci(v["pooled"].get(name)),
+                                 "folds": ", ".join(fmt(f["metrics"].get(name)) for f in v["folds"])})
+    chunks = chunking_text(cv["chunking"]) if cv.get("chunking") else None
+    return {**cv, "rows": rows, "plot": plots.get("__cv__"), "chunking_text": chunks}
+
+
+def _cards_view(sample_cards: dict | None) -> dict | None:
+    if sample_cards is None:
+        return None
+    from biascard.card import render_text
+
+    cards = {"note": sample_cards.get("note"), "items": []}
+    for item in sample_cards.get("cards") or []:
+        try:
+            text = render_text(item["card"])
+        except Exception as e:  # noqa: BLE001 - a card the text layout rejects is shown as JSON
+            text = f"(render_text failed: {e})\n" + json.dumps(item["card"], indent=1)
+        cards["items"].append({**item, "text": text, "file": item.get("file"), "srcdoc": item.get("srcdoc")})
+    return cards
+
+
+def _view(metrics: dict, plots: dict, sample_cards: dict | None) -> dict:
     return {
-        "m": metrics, "tasks": tasks, "anchors": anchors, "targets": targets, "by_head": by_head, "cv": cv, "cards": cards,
+        "m": metrics,
+        "tasks": [_task_view(task, t, plots) for task, t in metrics["tasks"].items()],
+        "anchors": [_anchor_view(a) for a in metrics.get("anchors") or []],
+        "targets": targets_table(metrics["targets"]) if metrics.get("targets") else None,
+        "by_head": _by_head_view(metrics),
+        "cv": _cv_view(metrics.get("cv"), plots),
+        "cards": _cards_view(sample_cards),
+        "chunking": chunking_text(metrics["chunking"]) if metrics.get("chunking") else None,
         "summary_plot": plots.get("__summary__"), "system_names": SYSTEM_NAMES,
     }
+
+
+def _write_plots(metrics: dict, outputs_all: dict[str, dict[str, Outputs]], out_dir: Path, ece_bins: int) -> dict:
+    """plots/*.png; each task's plot paths also go into its metrics entry."""
+    plot_paths: dict = {}
+    (out_dir / "plots").mkdir(exist_ok=True)
+    if plot_summary(metrics, out_dir / "plots" / "summary.png"):
+        plot_paths["__summary__"] = "plots/summary.png"
+    for task, outs in outputs_all.items():
+        mine: dict[str, str] = {}
+        s = slug(task)
+        if "model" in outs and plot_confusion(outs["model"], out_dir / "plots" / f"confusion_{s}.png"):
+            mine["confusion"] = f"plots/confusion_{s}.png"
+        if plot_reliability(outs, out_dir / "plots" / f"reliability_{s}.png", ece_bins):
+            mine["reliability"] = f"plots/reliability_{s}.png"
+        plot_paths[task] = mine
+        if task in metrics["tasks"]:
+            metrics["tasks"][task]["plots"] = mine
+    if metrics.get("cv") and plot_cv(metrics["cv"], out_dir / "plots" / "cv.png"):
+        plot_paths["__cv__"] = "plots/cv.png"
+    return plot_paths
+
+
+def _write_cards(sample_cards: dict, out_dir: Path) -> None:
+    """cards/card_<i>.html; each item gets its file and an inline copy, or the error that stopped it."""
+    from biascard.card import render_html
+
+    (out_dir / "cards").mkdir(exist_ok=True)
+    for i, item in enumerate(sample_cards["cards"]):
+        name = f"cards/card_{i + 1}.html"
+        try:
+            page = render_html(item["card"])
+            (out_dir / name).write_text(page, encoding="utf-8")
+            item["file"] = name
+            # inline too: a same-origin srcdoc frame renders in every viewer (file:// frames are
+            # cross-origin, and headless full-page captures leave them blank)
+            item["srcdoc"] = html.escape(page, quote=True)
+        except Exception as e:  # noqa: BLE001 - an invalid card is a finding, shown in the report
+            item["error"] = f"{type(e).__name__}: {e}"
 
 
 def write_report(
@@ -305,43 +315,14 @@ def write_report(
     """Write plots/, cards/, report.md and report.html into out_dir; return their paths.
 
     `sample_cards`: {"cards": [{"record": {...}, "card": card_dict}], "note": str | None}
-    or None (not asked for). Cards are rendered with biascard.data.card.render_html.
+    or None (not asked for). Cards are rendered with biascard.card.render_html.
     """
     import jinja2
 
     out_dir = Path(out_dir)
-    plot_paths: dict = {}
-    if plots:
-        (out_dir / "plots").mkdir(exist_ok=True)
-        if plot_summary(metrics, out_dir / "plots" / "summary.png"):
-            plot_paths["__summary__"] = "plots/summary.png"
-        for task, outs in outputs_all.items():
-            mine: dict[str, str] = {}
-            s = slug(task)
-            if "model" in outs and plot_confusion(outs["model"], out_dir / "plots" / f"confusion_{s}.png"):
-                mine["confusion"] = f"plots/confusion_{s}.png"
-            if plot_reliability(outs, out_dir / "plots" / f"reliability_{s}.png", ece_bins):
-                mine["reliability"] = f"plots/reliability_{s}.png"
-            plot_paths[task] = mine
-            if task in metrics["tasks"]:
-                metrics["tasks"][task]["plots"] = mine
-        if metrics.get("cv") and plot_cv(metrics["cv"], out_dir / "plots" / "cv.png"):
-            plot_paths["__cv__"] = "plots/cv.png"
+    plot_paths = _write_plots(metrics, outputs_all, out_dir, ece_bins) if plots else {}
     if sample_cards is not None and sample_cards.get("cards"):
-        from biascard.data.card import render_html
-
-        (out_dir / "cards").mkdir(exist_ok=True)
-        for i, item in enumerate(sample_cards["cards"]):
-            name = f"cards/card_{i + 1}.html"
-            try:
-                page = render_html(item["card"])
-                (out_dir / name).write_text(page, encoding="utf-8")
-                item["file"] = name
-                # inline too: a same-origin srcdoc frame renders in every viewer (file:// frames are
-                # cross-origin, and headless full-page captures leave them blank)
-                item["srcdoc"] = html.escape(page, quote=True)
-            except Exception as e:  # noqa: BLE001 - an invalid card is a finding, shown in the report
-                item["error"] = f"{type(e).__name__}: {e}"
+        _write_cards(sample_cards, out_dir)
     metrics["sample_cards"] = None if sample_cards is None else {
         "note": sample_cards.get("note"),
         "ids": [c["record"]["id"] for c in sample_cards.get("cards") or []],

@@ -1,4 +1,4 @@
-"""Screenshot a local HTML page with headless Chromium: `python -m biascard.eval.screenshot report.html out.png`.
+"""Screenshot a local HTML page with headless Chromium: `biascard eval screenshot report.html out.png`.
 
 Prints how many <img> elements the page has and how many failed to load (naturalWidth 0);
 exits 1 if any image is broken, so a report whose plots do not show fails loudly.
@@ -57,7 +57,7 @@ def screenshot(page_path: str | Path, png_path: str | Path, *, width: int = 1280
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m biascard.eval.screenshot", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="biascard eval screenshot", description=__doc__.splitlines()[0])
     ap.add_argument("page")
     ap.add_argument("png")
     ap.add_argument("--width", type=int, default=1280)

@@ -1,30 +1,37 @@
 """The default model's targets (templates/targets.json) against what eval runs measured.
 
-  biascard-eval targets RUN [RUN ...] [--json]
+  biascard eval targets RUN [RUN ...] [--json]
 
 Each target is read from the first run that measured it on its own protocol: a fixed-split
 target from a run's `tasks` (the test split, whole: a run with max_examples does not count),
-a k-fold target from a run's `cv` section with the model trained per fold. The table is what
-the README's default-model table is pasted from.
+a k-fold target from a run's `cv` section with the model trained per fold. A run whose model
+read other chunks than its config.json names (a predict.max_chunks study) does not count.
+The table is what the README's default-model table is pasted from.
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from .compare import load_metrics
-from .report import ci, fmt, template_text
+from .formatting import ci, fmt
+from .runs import load_metrics
+from .template_files import template_text
 
 
 def load_targets() -> list[dict]:
     return json.loads(template_text("targets.json"))["targets"]
 
 
+def _rechunked(section: dict) -> bool:
+    """The model read other chunks than its config.json names (predict.max_chunks): not the served model."""
+    return bool((section.get("chunking") or {}).get("overridden"))
+
+
 def _from_tasks(t: dict, metrics: dict) -> dict | None:
     task = f"{t['dataset']}/{t['head']}"
     entry = metrics.get("tasks", {}).get(task)
     cfg = metrics.get("config") or {}
-    if not entry or metrics.get("split") != "test" or cfg.get("max_examples"):
+    if not entry or metrics.get("split") != "test" or cfg.get("max_examples") or _rechunked(metrics):
         return None
     systems = entry["systems"]
     model = systems.get("model", {}).get("metrics", {}).get(t["metric"])
@@ -38,8 +45,8 @@ def _from_cv(t: dict, metrics: dict) -> dict | None:
     cv = metrics.get("cv") or {}
     if cv.get("dataset") != t["dataset"] or int(cv.get("folds") or 0) != int(t.get("folds") or 0):
         return None
-    if cv.get("train_cap"):
-        return None  # a smoke setting, not the protocol
+    if cv.get("train_cap") or _rechunked(cv):
+        return None  # a smoke setting or a chunking study, not the protocol
     res = (cv.get("results") or {}).get(f"{t['dataset']}/{t['head']}")
     if not res or "model" not in res["systems"]:
         return None
@@ -86,7 +93,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="biascard-eval targets", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="biascard eval targets", description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="eval run dirs (or their metrics.json), searched in order")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON instead of a markdown table")
     args = ap.parse_args(argv)

@@ -30,12 +30,14 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from biascard.model import model_dir as md
+from biascard.model.model_dir import sha256_file
+
 MANIFEST = "MAR-INF/MANIFEST.json"
 SUMS = "SHA256SUMS"
 HANDLER_FILE = "biascard_handler.py"
 MODEL_CONFIG = "model-config.yaml"
 ARCHIVER_VERSION = "0.12.0"  # the torch-model-archiver format we write
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 # torch-model-archiver's model-name rule (model_packaging_utils.check_model_name_regex_or_exit)
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")
 
@@ -54,45 +56,29 @@ DEFAULT_MODEL_CONFIG = {
 }
 
 
-class ArchiveError(ValueError):
+class ArchiveError(md.ModelDirError):
     """A model archive or model dir that cannot be packed or loaded; the message names the file."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def model_files(directory: Path) -> list[str]:
+    """Relative paths of the files a model dir contributes (its own SHA256SUMS excluded:
+    the archive writes one over everything)."""
+    try:
+        md.verify(directory)  # a dir changed after it was written is not packed
+        files = md.files(directory)
+    except md.ModelDirError as e:
+        raise ArchiveError(str(e)) from None
+    clash = {MANIFEST, HANDLER_FILE, MODEL_CONFIG}.intersection(files)
+    if clash:
+        raise ArchiveError(f"{directory}: contains {sorted(clash)}, which the archive writes itself")
+    return files
 
 
 def _refuse_pickles(names, where: str) -> None:
-    for name in names:
-        if str(name).lower().endswith(PICKLE_SUFFIXES):
-            raise ArchiveError(
-                f"{where}: {name} is a pickle-based weight file; only safetensors are allowed"
-            )
-
-
-def model_files(model_dir: Path) -> list[str]:
-    """Relative paths of the files a model dir contributes (hidden files and caches skipped)."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ArchiveError(f"{model_dir}: not a model directory")
-    files = sorted(
-        p.relative_to(model_dir).as_posix()
-        for p in model_dir.rglob("*")
-        if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(model_dir).parts)
-    )
-    _refuse_pickles(files, str(model_dir))
-    for required in ("config.json", "model.safetensors"):
-        if required not in files:
-            raise ArchiveError(f"{model_dir}: missing {required}")
-    reserved = {MANIFEST, SUMS, HANDLER_FILE, MODEL_CONFIG}
-    clash = reserved.intersection(files)
-    if clash:
-        raise ArchiveError(f"{model_dir}: contains {sorted(clash)}, which the archive writes itself")
-    return files
+    try:
+        md.refuse_pickles(names, where)
+    except md.ModelDirError as e:
+        raise ArchiveError(str(e)) from None
 
 
 def write_archive(
@@ -119,7 +105,7 @@ def write_archive(
             "modelName": name,
             "serializedFile": "model.safetensors",
             "handler": HANDLER_FILE,
-            # same default as a served model dir (compose.weights_version), so cards match
+            # same default as a served model dir (model_dir.weights_version), so cards match
             "modelVersion": version or "sha256:" + weights[:12],
             "configFile": MODEL_CONFIG,
         },
@@ -149,15 +135,10 @@ def write_archive(
 
 
 def parse_sums(text: str, where: str) -> dict[str, str]:
-    out = {}
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
-        if not m:
-            raise ArchiveError(f"{where}: {SUMS} line {i} is not '<sha256>  <file>'")
-        out[m.group(2)] = m.group(1)
-    return out
+    try:
+        return md.parse_checksums(text, where)
+    except md.ModelDirError as e:
+        raise ArchiveError(str(e)) from None
 
 
 def verify_dir(root: str | Path, *, required: bool = False) -> bool:

@@ -1,6 +1,6 @@
 """Fit the cut points that map sentence-level statistics to the card's 1-5 scores.
 
-`python -m biascard.serve.calibrate --model DIR [--datasets babe basil ...] [--output PATH]`
+`biascard calibrate --model DIR [--datasets babe basil ...] [--output PATH]`
 
 No public dataset gives 1-5 scores for these concepts (see ../shared/datasets/README.md),
 so nothing here learns a mapping to human scores. What it does: run the model over the
@@ -17,80 +17,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
-from .compose import CALIBRATION_FILE, CONCEPTS, Composer, merge, serve_defaults
-from .sentences import split_sentences
-
-
-def articles_from_split(records, pseudo_size: int, cap: int, seed: int, min_sentences: int = 5) -> list[list[str]]:
-    """Sentence lists: article records split into sentences, sentence records grouped by
-    doc_id (groups under `min_sentences` join the pseudo-articles: a 1-2 sentence "article"
-    only has shares of 0, 0.5 or 1)."""
-    articles: list[list[str]] = []
-    by_doc: dict[str, list[str]] = defaultdict(list)
-    loose: list[str] = []
-    for r in records:
-        text = r.get("text") or ""
-        if r.get("unit") == "article":
-            sents = [s.text for s in split_sentences(text)]
-            if sents:
-                articles.append(sents)
-        elif r.get("doc_id"):
-            by_doc[r["doc_id"]].append(text)
-        elif text.strip():
-            loose.append(text)
-    for _, sents in sorted(by_doc.items()):
-        if len(sents) >= min_sentences:
-            articles.append(sents)
-        else:
-            loose += sents
-    rng = random.Random(seed)
-    rng.shuffle(loose)  # data files are often sorted by label; pseudo-articles should mix
-    size = max(1, int(pseudo_size))
-    articles += [loose[i : i + size] for i in range(0, len(loose), size)]
-    if cap and len(articles) > cap:
-        articles = rng.sample(articles, cap)
-    return articles
-
-
-def fit(composer: Composer, articles: list[list[str]], quantiles: list[float], batch_articles: int = 16) -> dict:
-    """Per concept with sentence heads: cut points at `quantiles` of the article statistic."""
-    if len(quantiles) != 4 or any(not 0 < q < 1 for q in quantiles) or sorted(quantiles) != list(quantiles):
-        raise ValueError(f"calibrate.quantiles must be 4 ascending numbers in (0, 1), got {quantiles}")
-    values: dict[str, list[float]] = defaultdict(list)
-    for lo in range(0, len(articles), batch_articles):
-        for concept, vals in composer.sentence_statistics(articles[lo : lo + batch_articles]).items():
-            values[concept] += vals
-    out = {}
-    for concept in CONCEPTS:
-        plan = composer.plan[concept]
-        vals = np.asarray(values.get(concept, []), dtype=float)
-        if not plan["heads"] or vals.size == 0:
-            continue
-        cfg = composer.settings["concepts"][concept]
-        cuts = [float(x) for x in np.quantile(vals, quantiles)]
-        out[concept] = {
-            "statistic": cfg.get("statistic", "share_above"),
-            "threshold": float(cfg.get("threshold", 0.5)),
-            "top_k": int(cfg.get("top_k", 3)),
-            "heads": [h["head"] for h in plan["heads"]],
-            "cut_points": [round(c, 6) for c in cuts],
-            "n_articles": int(vals.size),
-            "summary": {"min": float(vals.min()), "median": float(np.median(vals)), "max": float(vals.max())},
-        }
-        if len(set(cuts)) < 4:
-            # e.g. every validation sentence above the threshold: ties leave some scores unreachable
-            out[concept]["degenerate"] = True
-        if plan["mode"] == "document":
-            out[concept]["note"] = f"the model has {plan['document_head']}; these cut points apply only if it is dropped"
-    return out
+from biascard.compose.calibration import articles_from_split, fit
+from biascard.compose.composer import Composer
+from biascard.compose.settings import serve_config
+from biascard.model import model_dir as md
 
 
 def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, output: str | Path | None = None,
@@ -98,12 +31,12 @@ def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, outpu
               max_articles: int | None = None, log=print) -> dict:
     from biascard.data.prepare import prepare
 
-    defaults = serve_defaults()
-    cal = merge(defaults["calibrate"], {k: v for k, v in {"datasets": datasets}.items() if v})
+    cal = serve_config()["calibrate"]
+    if datasets:
+        cal["datasets"] = list(datasets)
     if max_articles is not None:
         cal["max_articles_per_dataset"] = max_articles
-    composer_settings = merge(defaults["composer"], settings or {})
-    composer = _composer(model_dir, composer_settings)
+    composer = _composer(model_dir, settings)
     articles, counts = [], {}
     for name in cal["datasets"]:
         dsd = prepare(name, data_dir=data_dir, cache_dir=cache_dir)
@@ -126,8 +59,7 @@ def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, outpu
         "datasets": counts,
         "concepts": concepts,
     }
-    path = Path(output) if output else Path(model_dir) / CALIBRATION_FILE
-    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    path = md.write_calibration(model_dir, result, output)
     log(f"wrote {path}: cut points for {', '.join(concepts) or 'no concept (the model has no sentence heads)'}")
     for name, entry in concepts.items():
         if entry.get("degenerate"):
@@ -136,10 +68,9 @@ def calibrate(model_dir: str | Path, *, datasets: list[str] | None = None, outpu
     return result
 
 
-def _composer(model_dir, settings) -> Composer:
-    from biascard.train.modeling import load_model_dir
-
-    model, tokenizer = load_model_dir(model_dir)
+def _composer(model_dir, settings: dict | None) -> Composer:
+    """`settings`: a layer over the composed `composer` section (the Composer merges it)."""
+    model, tokenizer = md.load(model_dir)
     # no calibration loaded: fit the statistic the config asks for, not an earlier fit's
     return Composer(model, tokenizer, settings, calibration=None)
 
@@ -152,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m biascard.serve.calibrate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="biascard calibrate", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -1,4 +1,7 @@
-"""`biascard card`, `biascard predict` and `biascard archive` (wired in biascard/cli.py).
+"""`biascard card`, `predict`, `calibrate` and `archive` (wired in biascard/cli.py).
+
+Composer settings come from configs/serve.yaml composed by Hydra (configs/local/serve.yaml
+included), through the Composer; these commands pass none of their own.
 
 Which model: `--model DIR|ARCHIVE.mar`; without it, $BIASCARD_MODEL; without that, the most
 recently written `outputs/**/model` dir (the training loop's final model) under the working
@@ -23,7 +26,7 @@ def default_model(root: str | Path = "outputs") -> Path:
     if not candidates:
         raise ValueError(
             "no model given: pass --model DIR|ARCHIVE, set BIASCARD_MODEL, or train one "
-            f"(biascard-train writes {root}/.../model)"
+            f"(biascard train writes {root}/.../model)"
         )
     return max(candidates, key=lambda p: (p / "model.safetensors").stat().st_mtime)
 
@@ -46,7 +49,10 @@ def _service(args):
 
 def add_card_arguments(p: argparse.ArgumentParser) -> None:
     p.description = "Write the bias card of one article (a text file, or - for stdin)."
-    p.add_argument("file", help="article text file, or - for stdin; a .json file may hold {text,title,source,id}")
+    p.epilog = ("examples:\n  biascard card --model DIR article.txt\n  biascard card --model X.mar --format text - < article.txt\n"
+                "  biascard card --format html -o card.html article.json   (newest outputs/**/model)")
+    p.add_argument("file", metavar="ARTICLE",
+                   help="article text file, or - for stdin; a .json file may hold {text,title,source,id}")
     _model_arg(p)
     p.add_argument("--format", choices=FORMATS, default="json", help="json (default), text (the seed layout) or html")
     p.add_argument("--title")
@@ -56,11 +62,11 @@ def add_card_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_card(args) -> int:
-    from .compose import serve_defaults
+    from biascard.compose.settings import serve_config
     from .handler import render
     from .inputs import InputError, article_from_body
 
-    max_chars = serve_defaults()["max_chars"]
+    max_chars = serve_config()["max_chars"]
     if args.file == "-":
         data, where = sys.stdin.buffer.read(), "stdin"
     else:
@@ -108,10 +114,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 def run_predict(args) -> int:
     from tqdm import tqdm
 
-    from .compose import serve_defaults
+    from biascard.compose.settings import serve_config
     from .inputs import InputError, article_from_obj, parse_json
 
-    max_chars = serve_defaults()["max_chars"]
+    max_chars = serve_config()["max_chars"]
     src = sys.stdin if args.input == "-" else open(args.input, "rb")
     name = "stdin" if args.input == "-" else args.input
     if args.batch_size < 1:

@@ -27,7 +27,7 @@ FORMATS = {"json": "application/json", "text": "text/plain; charset=utf-8", "htm
 def render(card: dict, fmt: str) -> Any:
     if fmt == "json":
         return card
-    from biascard.data.card import render_html, render_text
+    from biascard.card import render_html, render_text
 
     return render_text(card) if fmt == "text" else render_html(card)
 
@@ -61,7 +61,9 @@ class BiasCardHandler:
 
     def initialize(self, context) -> None:
         from .archive import read_model_config, verify_dir
-        from .compose import Composer, default_settings, serve_defaults, weights_version
+        from biascard.compose.composer import Composer
+        from biascard.compose.settings import serve_config
+        from biascard.model.model_dir import weights_version
 
         self.context = context
         model_dir = Path(context.system_properties["model_dir"])
@@ -69,16 +71,11 @@ class BiasCardHandler:
         manifest = getattr(context, "manifest", None) or {}
         yaml_cfg = getattr(context, "model_yaml_config", None) or read_model_config(model_dir)
         handler_cfg = (yaml_cfg or {}).get("handler") or {}
-        self.max_chars = int(handler_cfg.get("max_chars") or serve_defaults()["max_chars"])
+        self.max_chars = int(handler_cfg.get("max_chars") or serve_config()["max_chars"])
         model_info = manifest.get("model") or {}
         name = getattr(context, "model_name", None) or model_info.get("modelName") or "biascard"
         version = model_info.get("modelVersion") or weights_version(model_dir)
-        settings = dict(default_settings())
-        if handler_cfg.get("composer"):
-            from .compose import merge
-
-            settings = merge(settings, handler_cfg["composer"])
-        self.composer = Composer.from_model_dir(model_dir, settings, name=name, version=version)
+        self.composer = Composer.from_model_dir(model_dir, handler_cfg.get("composer"), name=name, version=version)
         self.initialized = True
 
     def preprocess(self, requests: list) -> list[Article | InputError]:

@@ -5,9 +5,10 @@ entry point accepts the same inputs and rejects bad ones with the same message.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
+
+from biascard.compose.article import Article
 
 FIELDS = ("text", "title", "source", "id")
 
@@ -26,16 +27,6 @@ class InputError(ValueError):
         if self.field is not None:
             out["field"] = self.field
         return out
-
-
-@dataclasses.dataclass
-class Article:
-    text: str
-    title: str | None = None
-    source: str | None = None
-    id: str | None = None
-    # the rendering asked for inside a JSON body ("format": "text"); not part of the card
-    format: str | None = None
 
 
 def _optional_str(obj: dict, key: str, where: str, max_chars: int) -> str | None:

@@ -6,7 +6,7 @@ KServe calls `load()` once and `predict(payload, headers)` per request; payloads
 v1 protocol, {"instances": [article, ...]} → {"predictions": [card, ...]}, where an article
 is a string or {"text", "title"?, "source"?, "id"?}. A bad instance raises kserve's
 InvalidInput (a 400 naming `instances[i].field`). kserve is imported only when a model is
-built, so this module imports without it. Our own server (`biascard-serve`) speaks the same
+built, so this module imports without it. Our own server (`biascard serve`) speaks the same
 v1 route, POST /v1/models/{name}:predict, without kserve installed.
 """
 from __future__ import annotations
@@ -20,11 +20,11 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
     import kserve  # heavy optional dependency: imported here, not at module import
     from kserve.errors import InvalidInput
 
-    from .compose import serve_defaults
+    from biascard.compose.settings import serve_config
     from .inputs import InputError, article_from_obj
     from .service import ModelService
 
-    limit = int(max_chars or serve_defaults()["max_chars"])
+    limit = int(max_chars or serve_config()["max_chars"])
 
     class BiasCardKServeModel(kserve.Model):
         def __init__(self):

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .archive import read_model_config, resolve_model
-from .compose import Composer, merge, weights_version
+from biascard.compose.composer import Composer
+from biascard.model.model_dir import weights_version
 from .handler import compose_each
 from .inputs import Article
 
@@ -39,8 +40,8 @@ class ModelService:
             # an archive's model-config.yaml may carry composer settings for the handler;
             # the caller's settings win over them, as in TorchServe
             handler_cfg = read_model_config(self.model_dir).get("handler") or {}
-            settings = merge(handler_cfg.get("composer") or {}, composer or {})
-            self.composer = Composer.from_model_dir(self.model_dir, settings, name=self.name, version=self.version)
+            self.composer = Composer.from_model_dir(self.model_dir, [handler_cfg.get("composer"), composer],
+                                                    name=self.name, version=self.version)
         except BaseException:
             self.close()
             raise

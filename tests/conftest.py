@@ -34,7 +34,7 @@ def cache_dir(tmp_path_factory) -> Path:
 def smoke_inputs(cache_dir):
     """Build the arrow cache and the tiny encoder once, so debug=smoke runs only read them."""
     from biascard.data.prepare import prepare
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.model.tiny import make_tiny_encoder
 
     for name in ("babe", "gvfc"):
         prepare(name)

@@ -88,3 +88,4 @@ def test_baselines_under_k_fold_cv(cache_dir, shared_dir, tmp_path):
         assert m["lo"] <= m["value"] <= m["hi"]
     assert r["systems"]["tfidf_lr"]["fold_mean"]["accuracy"] > r["systems"]["majority"]["fold_mean"]["accuracy"] + 0.2
     assert "refit" in r["systems"]["tfidf_lr"]["folds"][0]["info"]["how"]
+    assert res["chunking"] is None  # no model was trained per fold

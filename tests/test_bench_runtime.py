@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from biascard.serve.compose import Composer, length_groups, resolve_runtime
-from biascard.serve.inputs import Article
-from biascard.train.modeling import load_model_dir
+from biascard.compose.composer import Composer
+from biascard.compose.runtime import length_groups, resolve_runtime
+from biascard.compose.article import Article
+from biascard.model.model_dir import load as load_model_dir
 
 from test_serve_support import ARTICLE, tiny_model  # noqa: F401 - fixture
 
@@ -60,7 +61,7 @@ def test_precisions_give_valid_cards_and_leave_the_model_alone(loaded, precision
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
-    import biascard.serve.compose as compose_mod
+    import biascard.compose.runtime as compose_mod
 
     monkeypatch.setattr(compose_mod, "native_bf16", lambda: False)
     assert resolve_runtime({"precision": "auto"})["precision"] == "fp32"
@@ -76,7 +77,7 @@ def test_bad_runtime_settings_name_the_key(bad, field):
 
 
 def test_shipped_runtime_is_fp32_sorted():
-    from biascard.serve.compose import default_settings
+    from biascard.compose.settings import composer_settings
 
-    rt = resolve_runtime(default_settings()["runtime"])
+    rt = resolve_runtime(composer_settings()["runtime"])
     assert rt["length_sorted"] and rt["inference_mode"] and rt["precision"] in ("fp32", "bf16")

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from biascard.data.adapters.cards import ENV_FILE, card_labels
-from biascard.data.card import parse_text
+from biascard.card import parse_text
 from biascard.data.errors import DataError, Report
 from biascard.data.prepare import prepare
 from biascard.data.records import HEADS

@@ -1,8 +1,8 @@
-"""The composer's aggregation choices against article-level labels (biascard.serve.composer_ablation)."""
+"""The composer's aggregation choices against article-level labels (biascard.eval.composer_ablation)."""
 import numpy as np
 import pytest
 
-from biascard.serve.composer_ablation import ARTICLE_RATIOS, articles, auroc, main, run, spearman, to_markdown
+from biascard.eval.composer_ablation import ARTICLE_RATIOS, articles, auroc, main, run, spearman, to_markdown
 
 from test_serve_support import tiny_model  # noqa: F401 - fixture
 

@@ -67,7 +67,19 @@ def test_a_cache_hit_still_reports_skipped_rows(tmp_path, capsys):
     capsys.readouterr()
     prepare("basil", cache_dir=tmp_path, report=second)
     assert [str(b) for b in second.bad] == [str(b) for b in first.bad]
-    assert "8 bad row(s) skipped (cached build" in capsys.readouterr().out
+    # the caller holds the report, so nothing is printed for it to capture
+    assert "8 bad row(s) skipped (cached build" in second.note("basil")
+    assert capsys.readouterr().out == ""
+    # without a report to return it to, prepare prints the summary
+    prepare("basil", cache_dir=tmp_path)
+    assert "8 bad row(s) skipped (cached build" in capsys.readouterr().err
+
+
+def test_prepare_report_returns_the_report(tmp_path):
+    from biascard.data.prepare import prepare_report
+
+    dsd, report = prepare_report("basil", cache_dir=tmp_path)
+    assert len(report.bad) == 8 and set(dsd) == {"train", "validation", "test"}
 
 
 @pytest.mark.parametrize("name", ["logic", "gvfc"])

@@ -1,4 +1,4 @@
-"""`biascard-eval ablations`: paired deltas between eval runs named in templates/ablations.json."""
+"""`biascard eval ablations`: paired deltas between eval runs named in templates/ablations.json."""
 import json
 
 import numpy as np

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from biascard.eval.compare import compare, to_markdown
-from biascard.eval.runner import score_systems, write_run
+from biascard.eval.runner import score_systems
 from biascard.eval.screenshot import chromium_path, screenshot
 from biascard.eval.tasks import Outputs
-
+from biascard.eval.writing import write_run
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -38,6 +38,115 @@ def eval_run(smoke_model, tmp_path_factory) -> Path:
     _run(["-m", "biascard.eval", f"model={smoke_model}", "max_examples=120", "bootstrap.n_boot=100",
           "baselines.c_grid=[1.0]", "report.sample_cards=2", f"hydra.run.dir={out}"], cwd=out)
     return out
+
+
+def _tiny_model(path: Path, max_chunks: int | None):
+    """(model, tokenizer): a random tiny model reading 32-token chunks, with a sequence and a token head."""
+    import torch
+
+    from biascard.model.heads import HeadSpec
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.tiny import make_tiny_encoder
+
+    encoder = make_tiny_encoder(path / "tiny-encoder")
+    specs = {"language_bias": HeadSpec("language_bias", "binary", "sentence", ["0", "1"]),
+             "biased_words": HeadSpec("biased_words", "token", "sentence", ["O", "BIASED"])}
+    model = BiasCardModel.from_encoder(encoder, specs, max_length=32, stride=8, max_chunks=max_chunks)
+    with torch.no_grad():  # weights above the init's, so reading other chunks visibly moves P
+        torch.nn.init.normal_(model.heads["language_bias"].proj.weight, std=0.3)
+    return model.eval(), load_tokenizer(encoder)
+
+
+LONG = ("The council voted on Tuesday to approve the budget after a heated debate that lasted well into the night. "
+        "Critics called the plan a reckless giveaway, while supporters said it funds schools, roads and transit. "
+        "The mayor did not respond to a request for comment on the outcome of the vote. ") * 2
+
+
+def test_eval_predicts_with_the_models_max_chunks(tmp_path):
+    from biascard.eval.predict import chunking, predict_records
+
+    model, tok = _tiny_model(tmp_path, max_chunks=1)
+    assert len(tok(LONG)["input_ids"]) > 3 * 32  # several chunks
+    records = [{"id": "long", "text": LONG}, {"id": "short", "text": "The council met."}]
+    assert chunking(model) == {"max_length": 32, "stride": 8, "max_chunks": 1, "model_max_chunks": 1, "overridden": False}
+    assert chunking(model, 4)["overridden"] and chunking(model, 4)["max_chunks"] == 4
+
+    def predict(**kw):
+        got = predict_records(model, tok, records, token_threshold=0.0, **kw)
+        # threshold 0: one span over every token read, so its end shows how far the model read
+        return got["language_bias"]["prob"], got["biased_words"]["spans"][0][-1][1]
+
+    own, own_end = predict()  # max_chunks=None: the model's config.max_chunks (1)
+    one, one_end = predict(max_chunks=1)
+    np.testing.assert_allclose(own, one)
+    assert own_end == one_end < len(LONG) / 3
+    model.config.max_chunks = None  # the same weights, reading every chunk
+    full, full_end = predict()
+    assert abs(full[0] - own[0]) > 1e-3  # the long document reads differently
+    assert full[1] == pytest.approx(own[1], abs=1e-6)  # a one-chunk record does not
+    assert full_end > len(LONG) - 10
+    every, _ = predict(max_chunks=100)
+    np.testing.assert_allclose(every, full, atol=1e-6)
+
+
+def _eval_config(**over) -> dict:
+    """configs/eval.yaml as a plain dict (no Hydra run), with `over` merged in."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "eval.yaml"))
+    for k in ("defaults", "hydra"):
+        c.pop(k)
+    c["paths"] = {}
+    for k, v in over.items():
+        c[k] = {**c[k], **v} if isinstance(v, dict) else v
+    return c
+
+
+def _babe_test() -> list[dict]:
+    from biascard.data.prepare import prepare
+
+    return prepare("babe")["test"].to_list()
+
+
+def test_run_eval_reads_the_models_chunks_unless_overridden(tmp_path, cache_dir, shared_dir):
+    from biascard.card import render_html
+    from biascard.compose.article import Article
+    from biascard.compose.composer import Composer
+    from biascard.eval.runner import run_eval
+    from biascard.model.model_dir import save
+
+    model, tok = _tiny_model(tmp_path, max_chunks=1)
+    save(model, tok, tmp_path / "model")
+    c = _eval_config(model_dir=str(tmp_path / "model"), datasets=["babe"], systems=["model"], max_examples=40,
+                     bootstrap={"n_boot": 20}, report={"sample_cards": 1, "plots": False})
+    own = run_eval(c, tmp_path / "own")
+    assert own["chunking"]["max_chunks"] == 1 and not own["chunking"]["overridden"]
+    assert not any(n.startswith("chunking:") for n in own["notes"])
+    assert "the first 1 chunk(s) per record (the model's config.json" in (tmp_path / "own" / "report.md").read_text()
+    # the sample card is the server's card: the core Composer with the composed serve settings
+    assert own["sample_cards"]["note"] is None and len(own["sample_cards"]["ids"]) == 1
+    (rec,) = [r for r in _babe_test() if r["id"] == own["sample_cards"]["ids"][0]]
+    (card,) = Composer.from_model_dir(tmp_path / "model").compose(
+        [Article(text=rec["text"], id=rec["id"], source=rec.get("outlet"))])
+    assert (tmp_path / "own" / "cards" / "card_1.html").read_text() == render_html(card)
+
+    study = run_eval({**c, "predict": {**c["predict"], "max_chunks": 8}, "report": {"sample_cards": 0, "plots": False}},
+                     tmp_path / "study")
+    assert study["chunking"] == {**own["chunking"], "max_chunks": 8, "overridden": True}
+    note = [n for n in study["notes"] if n.startswith("chunking:")]
+    assert len(note) == 1 and "override" in note[0] and "the first 1 chunk(s)" in note[0]
+    assert note[0] in (tmp_path / "study" / "report.md").read_text()
+
+    def probs(run):
+        rows = (tmp_path / run / "predictions.jsonl").read_text().splitlines()
+        return {r["id"]: r["prob"] for r in map(json.loads, rows) if r["task"] == "babe/language_bias"}
+
+    a, b = probs("own"), probs("study")
+    assert a.keys() == b.keys()
+    # BABE sentences over 32 tokens read more chunks in the study; the others read the same
+    long_ids = [r["id"] for r in _babe_test() if r["id"] in a and len(tok(r["text"])["input_ids"]) > 32]
+    assert long_ids and all(a[i] != pytest.approx(b[i], abs=1e-6) for i in long_ids)
+    assert all(a[i] == pytest.approx(b[i], abs=1e-6) for i in a if i not in long_ids)
 
 
 def test_eval_writes_metrics_with_cis_and_predictions(eval_run, smoke_model):
@@ -70,6 +179,15 @@ def test_eval_writes_metrics_with_cis_and_predictions(eval_run, smoke_model):
     lb_rows = [r for r in rows if r["task"] == "babe/language_bias" and r["system"] == "model"]
     acc = np.mean([r["pred"] == r["gold"] for r in lb_rows])
     assert acc == pytest.approx(lb["systems"]["model"]["metrics"]["accuracy"]["value"])
+    # predict.max_chunks is null: the model read the chunks its config.json names, and the report says so
+    from biascard.model.model_dir import load_config
+
+    cfg = load_config(smoke_model)
+    own = cfg.max_chunks
+    assert own is not None  # debug=smoke saves what its validation read
+    assert m["chunking"] == {"max_length": cfg.max_length, "stride": cfg.stride, "max_chunks": own,
+                             "model_max_chunks": own, "overridden": False}
+    assert f"the first {own} chunk(s) per record (the model's config.json" in (eval_run / "report.md").read_text()
 
 
 def test_report_html_shows_its_plots_in_chromium(eval_run, tmp_path):
@@ -180,5 +298,9 @@ def test_cv_trains_the_model_per_fold(smoke_model, tmp_path, cache_dir):
         assert sum(f["n"] for f in v["folds"]) == n_labeled, system
     for f in range(3):
         assert (tmp_path / "cv" / f"fold_{f}" / "model" / "model.safetensors").is_file()
+    from biascard.model.model_dir import load_config
+
+    fold_chunks = load_config(tmp_path / "cv" / "fold_0" / "model").max_chunks
+    assert m["cv"]["chunking"]["max_chunks"] == fold_chunks and not m["cv"]["chunking"]["overridden"]
     assert "3-fold cross-validation" in (tmp_path / "report.html").read_text()
     assert (tmp_path / "plots" / "cv.png").is_file()

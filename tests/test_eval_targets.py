@@ -1,4 +1,4 @@
-"""`biascard-eval targets`: which run measured each default-model target, on its own protocol."""
+"""`biascard eval targets`: which run measured each default-model target, on its own protocol."""
 import json
 
 from biascard.eval.targets import load_targets, main, match
@@ -51,6 +51,19 @@ def test_subsets_smoke_caps_and_baseline_only_cv_do_not_count():
     rows = by_task(match([("capped", fixed_run(max_examples=100)), ("val", fixed_run(split="validation")),
                           ("cap", cv_run(train_cap=150)), ("k3", cv_run(folds=3)), ("nomodel", cv_run(with_model=False))]))
     assert all(r["status"] == "not measured" for r in rows.values()), rows
+
+
+def test_runs_that_override_the_models_chunking_do_not_count():
+    chunks = {"max_length": 256, "stride": 64, "max_chunks": 1, "model_max_chunks": 4}
+    fixed, cv = fixed_run(), cv_run()
+    fixed["chunking"] = {**chunks, "overridden": True}
+    cv["cv"]["chunking"] = {**chunks, "overridden": True}
+    rows = by_task(match([("fixed", fixed), ("cv", cv)]))
+    assert all(r["status"] == "not measured" for r in rows.values()), rows
+    # the model's own chunking (or a run from before chunking was recorded) counts
+    fixed["chunking"] = cv["cv"]["chunking"] = {**chunks, "max_chunks": 4, "overridden": False}
+    rows = by_task(match([("fixed", fixed), ("cv", cv)]))
+    assert rows["logic/fallacy"]["run"] == "fixed" and rows["babe/language_bias"]["run"] == "cv"
 
 
 def test_command_prints_the_table(tmp_path, capsys):

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from biascard.train.heads import HeadSpec, load_heads, resolve_labels
-from biascard.train.loop import _lr_scale, _param_groups
-from biascard.train.modeling import BiasCardModel, head_loss_fn, load_model_dir, save_model_dir, load_tokenizer
-from biascard.train.tiny import make_tiny_encoder
+from biascard.model.heads import HeadSpec, load_heads, resolve_labels
+from biascard.train.optimization import lr_scale, param_groups
+from biascard.model.modeling import BiasCardModel, head_loss_fn, load_tokenizer
+from biascard.model.model_dir import load as load_model_dir, save as save_model_dir
+from biascard.model.tiny import make_tiny_encoder
 
 
 def _rows(values, head="mc"):
@@ -94,17 +95,17 @@ def test_layer_decay_scales_lr_by_depth(tmp_path):
     enc = make_tiny_encoder(tmp_path / "enc")
     model = BiasCardModel.from_encoder(enc, load_heads({"b": {"type": "binary"}}), max_length=16, stride=4)
     layers = 1 + max(int(n.split(".layer.")[1].split(".")[0]) for n, _ in model.named_parameters() if ".layer." in n)
-    assert _lr_scale("encoder.encoder.layer.%d.attention.self.query.weight" % (layers - 1), layers, 0.5) == 1.0
-    assert _lr_scale("encoder.encoder.layer.0.output.dense.weight", layers, 0.5) == 0.5 ** (layers - 1)
-    assert _lr_scale("encoder.embeddings.word_embeddings.weight", layers, 0.5) == 0.5 ** layers
-    assert _lr_scale("heads.b.out.weight", layers, 0.5) == 1.0
+    assert lr_scale("encoder.encoder.layer.%d.attention.self.query.weight" % (layers - 1), layers, 0.5) == 1.0
+    assert lr_scale("encoder.encoder.layer.0.output.dense.weight", layers, 0.5) == 0.5 ** (layers - 1)
+    assert lr_scale("encoder.embeddings.word_embeddings.weight", layers, 0.5) == 0.5 ** layers
+    assert lr_scale("heads.b.out.weight", layers, 0.5) == 1.0
     tr = OmegaConf.create({"lr": 1e-4, "head_lr": 1e-3, "weight_decay": 0.01, "layer_decay": 0.5})
-    lrs = {g["lr"] for g in _param_groups(model, tr)}
+    lrs = {g["lr"] for g in param_groups(model, tr)}
     assert {1e-3, 1e-4, 1e-4 * 0.5 ** layers} <= lrs
     # off: every encoder parameter at lr
-    off = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0, "layer_decay": None}))
+    off = param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0, "layer_decay": None}))
     assert {g["lr"] for g in off} == {1e-4}
     with pytest.raises(ValueError, match="layer_decay"):
-        _param_groups(model, OmegaConf.create({"lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.5}))
-    assert math.isclose(sum(p.numel() for g in _param_groups(model, tr) for p in g["params"]),
+        param_groups(model, OmegaConf.create({"lr": 1e-4, "weight_decay": 0.0, "layer_decay": 1.5}))
+    assert math.isclose(sum(p.numel() for g in param_groups(model, tr) for p in g["params"]),
                         sum(p.numel() for p in model.parameters()))

@@ -4,9 +4,9 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from biascard.train.heads import HeadSpec
+from biascard.model.heads import HeadSpec
 from biascard.train.mlm import main, pretrain, texts_of
-from biascard.train.modeling import BiasCardModel, resolve_encoder
+from biascard.model.modeling import BiasCardModel, resolve_encoder
 
 
 def test_mlm_adapts_the_encoder_and_fine_tuning_loads_it(smoke_inputs, tmp_path, capsys):
@@ -46,8 +46,8 @@ def test_head_warmup_leaves_the_encoder_frozen(smoke_inputs, tmp_path):
 def test_masked_only_loss_equals_the_models_own_loss(smoke_inputs):
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
-    from biascard.train.mlm import _masked_loss
-    from biascard.train.modeling import load_tokenizer
+    from biascard.train.mlm import masked_loss
+    from biascard.model.modeling import load_tokenizer
 
     model, tok = AutoModelForMaskedLM.from_pretrained(resolve_encoder("tiny")), load_tokenizer("tiny")
     torch.manual_seed(0)
@@ -55,4 +55,4 @@ def test_masked_only_loss_equals_the_models_own_loss(smoke_inputs):
     batch = DataCollatorForLanguageModeling(tok, mlm_probability=0.3, return_tensors="pt")([{"input_ids": ids}] * 4)
     assert (batch["labels"] != -100).any()
     with torch.no_grad():
-        assert torch.allclose(_masked_loss(model, model.cls, dict(batch)), model(**batch).loss, atol=1e-5)
+        assert torch.allclose(masked_loss(model, model.cls, dict(batch)), model(**batch).loss, atol=1e-5)

@@ -11,23 +11,22 @@ import torch.nn.functional as F
 import yaml
 
 from biascard.data.records import HEADS
-from biascard.train.features import collate, encode
-from biascard.train.heads import HeadSpec, load_heads, resolve_labels
-from biascard.train.modeling import (
+from biascard.model.features import collate, encode
+from biascard.model.heads import HeadSpec, load_heads, resolve_labels
+from biascard.model.model_dir import load as load_model_dir, save as save_model_dir
+from biascard.model.modeling import (
     BiasCardConfig,
     BiasCardModel,
     corn_loss,
     corn_probabilities,
     corn_rank,
     head_probabilities,
-    load_model_dir,
     load_tokenizer,
     mean_pool_chunks,
     pool_records,
     resolve_encoder,
-    save_model_dir,
 )
-from biascard.train.tiny import make_tiny_encoder
+from biascard.model.tiny import make_tiny_encoder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

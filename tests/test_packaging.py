@@ -29,11 +29,15 @@ def test_wheel_holds_only_the_biascard_package(wheel):
         "biascard/cli.py",
         "biascard/data/records.py",
         "biascard/data/adapters/babe.py",
-        "biascard/data/card/card.schema.json",
+        "biascard/card/card.schema.json",
+        "biascard/card/templates/card.html.j2",
+        "biascard/compose/composer.py",
+        "biascard/model/model_dir.py",
         "biascard/data/bundled/sdg_trail22/Train_data.csv",
         "biascard/data/bundled/sdg_trail22/ATTRIBUTION.md",
         "biascard/data/sources.json",
-        "biascard/train/modeling.py",
+        "biascard/model/modeling.py",
+        "biascard/train/loop.py",
         "biascard/eval/__main__.py",
         "biascard/serve/handler.py",
         "biascard/configs/train.yaml",
@@ -44,6 +48,12 @@ def test_wheel_holds_only_the_biascard_package(wheel):
         assert expected in names, expected
     assert any(n.startswith("biascard/eval/metrics/") and n.endswith(".py") for n in names)
     assert not any(n.startswith("biascard/tests") or "/__pycache__/" in n for n in names)
+    # one `biascard` command; the stage commands are its aliases
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = dict(line.split(" = ") for line in zipfile.ZipFile(wheel).read(entry_points).decode().splitlines()
+                   if " = " in line)
+    assert scripts == {"biascard": "biascard.cli:main", "biascard-train": "biascard.cli:train_command",
+                       "biascard-eval": "biascard.cli:eval_command", "biascard-serve": "biascard.cli:serve_command"}
 
 
 def test_wheel_install_imports_and_finds_its_data(wheel, tmp_path):
@@ -52,7 +62,7 @@ def test_wheel_install_imports_and_finds_its_data(wheel, tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True
     )
     code = (
-        "import biascard, biascard.data.card as c, biascard.data.paths as p;"
+        "import biascard, biascard.card as c, biascard.data.paths as p;"
         "from hydra import compose, initialize_config_module;"
         "print(biascard.__file__); c.load_schema();"
         "assert (p.BUNDLED_DIR / 'sdg_trail22' / 'Test_data.csv').is_file();"

@@ -3,21 +3,27 @@ bad inputs, an OpenAPI fuzz run and the web page in headless Chromium."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from biascard.data.card import parse_text, validate
-from biascard.serve.inputs import Article
+from biascard.card import parse_text, validate
+from biascard.compose.article import Article
 
 from test_serve_support import (  # noqa: F401 - fixtures
     ARTICLE,
     LiveServer,
     close_cards,
+    free_port,
     server_cfg,
     tiny_archive,
     tiny_model,
@@ -259,24 +265,11 @@ def test_web_page_in_chromium(live, client):
     assert "400" in error_text and "text is empty" in error_text
 
 
-def test_biascard_serve_command(tiny_archive, tmp_path):
-    """The console script: Hydra config, overrides, model from a .mar, clean stop by PID."""
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from test_serve_support import free_port
-
-    exe = str(Path(sys.executable).parent / "biascard-serve")
-    env = {k: v for k, v in os.environ.items() if k != "BIASCARD_MODEL"}
-    r = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "no model" in r.stderr
-    port = free_port()
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([exe, f"model_path={tiny_archive}", f"port={port}", "name=bias", "max_chars=50",
-                             "composer.evidence_k=1"], cwd=tmp_path, env=env, stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
+@contextlib.contextmanager
+def running_server(cmd: list[str], cwd, env: dict, port: int):
+    """A `biascard serve` process, once /ping answers; its base URL. Stopped by PID."""
+    log = cwd / "serve.log"
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -289,11 +282,87 @@ def test_biascard_serve_command(tiny_archive, tmp_path):
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_biascard_serve_command(tiny_archive, tmp_path):
+    """The console script: Hydra config, overrides, model from a .mar, clean stop by PID."""
+    exe = str(Path(sys.executable).parent / "biascard-serve")
+    env = {k: v for k, v in os.environ.items() if k != "BIASCARD_MODEL"}
+    r = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no model" in r.stderr
+    port = free_port()
+    with running_server([exe, f"model_path={tiny_archive}", f"port={port}", "name=bias", "max_chars=50",
+                         "composer.evidence_k=1"], tmp_path, env, port) as url:
         card = httpx.post(url + "/predictions/bias", content="Short text. Two sentences here.", timeout=60).json()
         validate(card)
         assert card["model"]["name"] == "bias" and all(len(c["evidence"]) <= 1 for c in card["cognitive_concepts"])
         assert httpx.post(url + "/predictions/bias", content="x" * 51, timeout=60).status_code == 413
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log"]  # Hydra wrote no run dir or log file
+
+
+# A Hydra search-path plugin that puts a folder holding local/serve.yaml first: the same
+# `optional local: serve` entry of configs/serve.yaml reads it, in the processes that get the
+# plugin on PYTHONPATH only (so the shared configs/local/ is never written).
+LOCAL_PLUGIN = '''
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+
+class LocalServeConfig(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        search_path.prepend("biascard-test-local", "file://{conf}")
+'''
+
+CLI_AND_HANDLER = '''
+import json, sys
+from types import SimpleNamespace
+from biascard.cli import main
+from biascard.serve.archive import extract_archive, read_manifest
+from biascard.serve.handler import handle
+
+mar, article, out, extract = sys.argv[1:5]
+assert main(["card", "--model", mar, "-o", out, article]) == 0
+model_dir = extract_archive(mar, extract)
+ctx = SimpleNamespace(system_properties={"model_dir": str(model_dir)}, manifest=read_manifest(mar), model_yaml_config={})
+handle(None, ctx)
+(card,) = handle([{"body": open(article, "rb").read()}], ctx)
+print(json.dumps(card))
+'''
+
+
+def _language_evidence(card: dict) -> int:
+    validate(card)
+    (concept,) = [c for c in card["cognitive_concepts"] if c["concept"] == "language_bias"]
+    return len(concept["evidence"])
+
+
+def test_local_serve_config_reaches_cli_handler_and_server(tiny_archive, service, tmp_path):
+    """configs/local/serve.yaml-style overrides (composer.evidence_k: 1) reach `biascard card`,
+    the TorchServe handler and `biascard serve` alike."""
+    assert _language_evidence(service.compose([Article(text=ARTICLE)])[0]) > 1  # without the file
+    conf = tmp_path / "conf"
+    (conf / "local").mkdir(parents=True)
+    (conf / "local" / "serve.yaml").write_text("composer:\n  evidence_k: 1\n")
+    plugin = tmp_path / "plugins" / "hydra_plugins" / "biascard_test_local"
+    plugin.mkdir(parents=True)
+    (plugin / "__init__.py").write_text(LOCAL_PLUGIN.format(conf=conf))
+    env = {k: v for k, v in os.environ.items() if k != "BIASCARD_MODEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path / "plugins"), env.get("PYTHONPATH")]))
+    article = tmp_path / "article.txt"
+    article.write_text(ARTICLE)
+
+    r = subprocess.run([sys.executable, "-c", CLI_AND_HANDLER, str(tiny_archive), str(article),
+                        str(tmp_path / "cli.json"), str(tmp_path / "extracted")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert _language_evidence(json.loads((tmp_path / "cli.json").read_text())) == 1  # biascard card
+    assert _language_evidence(json.loads(r.stdout.splitlines()[-1])) == 1  # the TorchServe handler
+    port = free_port()
+    exe = str(Path(sys.executable).parent / "biascard")
+    with running_server([exe, "serve", f"model_path={tiny_archive}", f"port={port}"], tmp_path, env, port) as url:
+        card = httpx.post(url + f"/predictions/{service.name}", content=ARTICLE.encode(), timeout=60).json()
+    assert _language_evidence(card) == 1  # biascard serve

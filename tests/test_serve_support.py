@@ -23,7 +23,8 @@ ARTICLE = (
     "Residents can read the full budget on the city's website."
 )
 
-# heads of the test model: a doc head for one concept, sentence heads for two, the token
+# heads of the test model (tests/golden/sample_card.json was recorded with them, so changing them
+# means recording it again): a doc head for one concept, sentence heads for two, the token
 # head, document heads for the other card fields, and nothing for framing (→ null score)
 HEADS = {
     "language_bias": ("binary", "sentence", ["0", "1"]),
@@ -49,9 +50,10 @@ def build_model(path: Path) -> Path:
         return path
     import torch
 
-    from biascard.train.heads import HeadSpec
-    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.model.heads import HeadSpec
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.model_dir import save as save_model_dir
+    from biascard.model.tiny import make_tiny_encoder
 
     encoder = make_tiny_encoder(path.parent / "tiny-encoder")
     specs = {n: HeadSpec(n, t, lvl, labels) for n, (t, lvl, labels) in HEADS.items()}
@@ -119,9 +121,9 @@ class LiveServer:
 
 
 def server_cfg(**over) -> dict:
-    from biascard.serve.compose import serve_defaults
+    from biascard.compose.settings import serve_config
 
-    cfg = serve_defaults()
+    cfg = serve_config()
     cfg.update(over)
     return cfg
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from biascard.data.card import validate
+from biascard.card import validate
 
 from test_serve_support import ARTICLE, LiveServer, close_cards, free_port, server_cfg, tiny_archive, tiny_model  # noqa: F401
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from biascard.data.card import validate
+from biascard.card import validate
 from biascard.serve.archive import ArchiveError, extract_archive, resolve_model, verify_dir, write_archive
-from biascard.serve.inputs import Article
-from biascard.serve.sentences import split_sentences
+from biascard.compose.article import Article
+from biascard.compose.sentences import split_sentences
 
 from test_serve_support import ARTICLE, tiny_archive, tiny_model  # noqa: F401 - fixtures
 
@@ -50,7 +50,7 @@ def test_split_sentences(text, expected):
 
 @pytest.fixture(scope="module")
 def composer(tiny_model):
-    from biascard.serve.compose import Composer
+    from biascard.compose.composer import Composer
 
     return Composer.from_model_dir(tiny_model, name="tiny")
 
@@ -122,10 +122,11 @@ def test_text_without_sentences_is_not_scored(composer):
 def test_model_without_concept_heads_has_null_scores(tmp_path):
     import torch
 
-    from biascard.serve.compose import Composer
-    from biascard.train.heads import HeadSpec
-    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.compose.composer import Composer
+    from biascard.model.heads import HeadSpec
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.model_dir import save as save_model_dir
+    from biascard.model.tiny import make_tiny_encoder
 
     enc = make_tiny_encoder(tmp_path / "enc")
     model = BiasCardModel.from_encoder(enc, {"topic": HeadSpec("topic", "multilabel", "document", ["a", "b"])}, max_length=32, stride=8)
@@ -138,11 +139,12 @@ def test_model_without_concept_heads_has_null_scores(tmp_path):
 
 
 def test_saved_label_thresholds_decide_the_listed_topics(tmp_path):
-    from biascard.serve.compose import Composer
-    from biascard.train.heads import HeadSpec
-    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
-    from biascard.train.thresholds import write
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.compose.composer import Composer
+    from biascard.model.heads import HeadSpec
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.model_dir import save as save_model_dir
+    from biascard.model.model_dir import write_thresholds
+    from biascard.model.tiny import make_tiny_encoder
 
     enc = make_tiny_encoder(tmp_path / "enc")
     model = BiasCardModel.from_encoder(enc, {"topic": HeadSpec("topic", "multilabel", "document", ["a", "b"])},
@@ -152,7 +154,8 @@ def test_saved_label_thresholds_decide_the_listed_topics(tmp_path):
     p = {t["label"]: t["probability"] for t in plain["topics"]}
     assert set(p) == {"a", "b"}  # topic_threshold 0.0: both listed
     # a threshold just above a's probability and just below b's: only b is listed
-    write(tmp_path / "m", {"topic": {"thresholds": [min(p["a"] + 0.01, 0.99), max(p["b"] - 0.01, 0.01)]}})
+    write_thresholds(tmp_path / "m", {"topic": {"thresholds": [min(p["a"] + 0.01, 0.99), max(p["b"] - 0.01, 0.01)]}},
+                     {"method": "set by hand"})
     (card,) = Composer.from_model_dir(tmp_path / "m").compose([Article(text=ARTICLE)])
     validate(card)
     assert [t["label"] for t in card["topics"]] == ["b"]
@@ -165,10 +168,11 @@ def test_document_head_score_keeps_sentence_evidence(tmp_path):
     """Only document-level scores and no token head: the sentence pass still runs for evidence."""
     import torch
 
-    from biascard.serve.compose import Composer
-    from biascard.train.heads import HeadSpec
-    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.compose.composer import Composer
+    from biascard.model.heads import HeadSpec
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.model_dir import save as save_model_dir
+    from biascard.model.tiny import make_tiny_encoder
 
     enc = make_tiny_encoder(tmp_path / "enc")
     heads = {"card_language_bias": HeadSpec("card_language_bias", "ordinal", "document", ["1", "2", "3", "4", "5"]),
@@ -186,7 +190,8 @@ def test_document_head_score_keeps_sentence_evidence(tmp_path):
 
 def test_calibration_fit_and_load(tiny_model, tmp_path):
     from biascard.serve.calibrate import fit
-    from biascard.serve.compose import Composer, load_calibration
+    from biascard.compose.calibration import load_calibration
+    from biascard.compose.composer import Composer
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model, model_dir)
@@ -444,7 +449,7 @@ def test_cli_card_formats_and_default_model(tiny_model, tmp_path, monkeypatch, c
     r = _run(["card", "--model", str(tiny_model), "--format", "text", "--title", "Budget", str(article)], tmp_path, monkeypatch, capsys)
     assert r.returncode == 0, r.stderr
     assert "Cognitive Concepts" in r.stdout and "Language Bias" in r.stdout
-    from biascard.data.card import parse_text
+    from biascard.card import parse_text
 
     assert parse_text(r.stdout)["title"] == "Budget"
     # no --model, no env, no outputs/: a clear error
@@ -507,3 +512,27 @@ def test_kserve_adapter_with_a_stand_in_kserve(tiny_archive, monkeypatch):
             m.predict({"inputs": []})
     finally:
         m.service.close()
+
+
+# ---------------------------------------------------------------- the server's composer settings
+
+
+def test_serve_layers_command_line_over_archive_settings(tiny_model, tmp_path):
+    """`biascard serve`: config files, then the archive's handler.composer, then what the command
+    line changed; the composer merges them once."""
+    from biascard.compose.settings import serve_config
+    from biascard.serve.server import changed_settings, open_service
+
+    files = serve_config()["composer"]
+    mar = write_archive(tiny_model, tmp_path / "layered.mar",
+                        model_config={"handler": {"composer": {"evidence_k": 1, "sdg_max": 1}}})["path"]
+    cfg = serve_config([f"model_path={mar}", "composer.sdg_max=2", "composer.runtime.batch_tokens=512"])
+    assert changed_settings(files, cfg["composer"]) == {"sdg_max": 2, "runtime": {"batch_tokens": 512}}
+    with open_service(cfg) as service:
+        settings = service.composer.settings
+    assert settings["evidence_k"] == 1  # the archive's, not reset to the file's 3
+    assert settings["sdg_max"] == 2  # the command line wins over the archive
+    assert settings["runtime"]["batch_tokens"] == 512 and settings["runtime"]["length_sorted"] is True
+    assert settings["topic_k"] == files["topic_k"] and files["evidence_k"] != 1
+    with pytest.raises(ValueError, match="no model"):
+        open_service({**cfg, "model_path": None})

@@ -6,8 +6,8 @@ import pytest
 from sklearn.metrics import f1_score
 
 from biascard.eval.tasks import Outputs, score
-from biascard.train.heads import HeadSpec
-from biascard.train.thresholds import fit_binary, fit_heads, fit_multilabel, write
+from biascard.model.heads import HeadSpec
+from biascard.train.thresholds import fit_binary, fit_heads, fit_multilabel
 
 
 def test_multilabel_threshold_recovers_a_shifted_label():
@@ -64,17 +64,22 @@ def test_eval_decides_at_the_saved_thresholds():
 
 
 def test_thresholds_are_written_to_the_model_dir(tmp_path):
-    from biascard.train.modeling import BiasCardModel, load_model_dir, save_model_dir, load_tokenizer
-    from biascard.train.tiny import make_tiny_encoder
+    from biascard.model import model_dir
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.tiny import make_tiny_encoder
 
     enc_dir = make_tiny_encoder(tmp_path / "enc")
     heads = {"m": HeadSpec(name="m", type="multilabel", labels=["a", "b", "c"]),
              "c": HeadSpec(name="c", type="multiclass", labels=["x", "y"])}
     model = BiasCardModel.from_encoder(enc_dir, heads)
-    save_model_dir(model, load_tokenizer(enc_dir), tmp_path / "model")
-    write(tmp_path / "model", {"m": {"thresholds": [0.2, 0.3, 0.4]}})
-    loaded, _ = load_model_dir(tmp_path / "model")
+    model_dir.save(model, load_tokenizer(enc_dir), tmp_path / "model")
+    fitted = {"m": {"thresholds": [0.2, 0.3, 0.4]}}
+    model_dir.write_thresholds(tmp_path / "model", fitted, {"split": "validation", "heads": fitted})
+    loaded, _ = model_dir.load(tmp_path / "model")
     assert loaded.head_specs["m"].thresholds == [0.2, 0.3, 0.4]
     assert loaded.head_specs["c"].thresholds is None
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["heads"]["m"]["thresholds"] == [0.2, 0.3, 0.4]
+    record = json.loads((tmp_path / "model" / "thresholds.json").read_text())
+    assert record == {"split": "validation", "heads": fitted}
+    assert model_dir.verify(tmp_path / "model")  # the checksums cover both files

@@ -157,7 +157,7 @@ def test_sampler_shards_and_resumes_at_its_position():
 
 def test_head_metrics_by_type():
     from biascard.train.evaluation import aggregate
-    from biascard.train.heads import HeadSpec
+    from biascard.model.heads import HeadSpec
 
     specs = {
         "b": HeadSpec("b", "binary", labels=["0", "1"]),
@@ -225,8 +225,8 @@ def test_smoke_run_writes_metrics_checkpoints_and_model(smoke_run):
 
 
 def test_smoke_model_dir_reloads_safetensors_only(smoke_run):
-    from biascard.train.features import encode
-    from biascard.train.modeling import load_model_dir
+    from biascard.model.features import encode
+    from biascard.model.model_dir import load as load_model_dir
 
     out, _ = smoke_run
     model_dir = out / "model"
@@ -252,6 +252,28 @@ def test_smoke_model_dir_reloads_safetensors_only(smoke_run):
     assert specs["language_bias"].thresholds is None  # thresholds.types = [multilabel]
     fit = json.loads((model_dir / "thresholds.json").read_text())
     assert set(fit["heads"]) == {"topic"} and fit["datasets"] == {"babe": 32, "gvfc": 32}
+
+
+def test_smoke_model_config_carries_the_validation_chunks(smoke_run):
+    out, _ = smoke_run
+    smoke = _compose("debug=smoke")
+    for d in (out / "model", out / "checkpoints/best"):
+        assert json.loads((d / "config.json").read_text())["max_chunks"] == smoke.data.eval_max_chunks, d
+
+
+def test_inference_chunks_are_validations_not_trainings(smoke_inputs, tmp_path):
+    """data.eval_max_chunks (what model selection read), not data.max_chunks, goes into the
+    model's config, so eval and serve (the composer) read the chunks validation did."""
+    from biascard.compose.composer import Composer
+    from biascard.model.model_dir import load as load_model_dir
+
+    _run_in_process(tmp_path, "data.max_chunks=1", "data.eval_max_chunks=3", "trainer.max_steps=3",
+                    "thresholds.types=[]")
+    assert json.loads((tmp_path / "model/config.json").read_text())["max_chunks"] == 3
+    assert json.loads((tmp_path / "checkpoints/best/config.json").read_text())["max_chunks"] == 3
+    model, _ = load_model_dir(tmp_path / "model")
+    assert model.config.max_chunks == 3
+    assert Composer.from_model_dir(tmp_path / "model").max_chunks == 3
 
 
 def test_early_stopping_stops_after_patience(smoke_inputs, tmp_path):
@@ -299,19 +321,19 @@ def test_optuna_sweep_runs_trials_and_maximizes_the_metric(smoke_inputs, tmp_pat
 
 
 def test_param_groups_give_heads_their_lr_and_skip_decay_on_norms():
-    from biascard.train.heads import HeadSpec
-    from biascard.train.loop import _param_groups
-    from biascard.train.modeling import BiasCardModel
+    from biascard.model.heads import HeadSpec
+    from biascard.train.optimization import param_groups
+    from biascard.model.modeling import BiasCardModel
 
     model = BiasCardModel.from_encoder("tiny", {"a": HeadSpec("a", "binary", labels=["0", "1"])},
                                        max_length=64, stride=16)
-    groups = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": 3e-3, "weight_decay": 0.01}))
+    groups = param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": 3e-3, "weight_decay": 0.01}))
     by_id = {id(p): g for g in groups for p in g["params"]}
     for name, p in model.named_parameters():
         g = by_id[id(p)]
         assert g["lr"] == (3e-3 if name.startswith("heads.") else 1e-4), name
         assert g["weight_decay"] == (0.0 if name.endswith(("bias", "LayerNorm.weight")) else 0.01), name
-    same = _param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0}))
+    same = param_groups(model, OmegaConf.create({"lr": 1e-4, "head_lr": None, "weight_decay": 0.0}))
     assert {g["lr"] for g in same} == {1e-4}
 
 

@@ -5,14 +5,17 @@ per-process RNG states through torch.save) + `trainer_state.json` (step, epoch, 
 position, early-stopping state, wandb id). It is written to `last.tmp/` and swapped in by
 renames, with trainer_state.json written last, so a kill at any moment leaves either the
 old or the new checkpoint complete (`last.prev/` covers the moment between the renames).
-`best/` is a model dir (`save_model_dir`: safetensors only) plus `best.json`.
+`best/` is a model dir (`biascard.model.model_dir.save`: safetensors only) plus `best.json`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 STATE_FILE = "trainer_state.json"
 BEST_FILE = "best.json"
@@ -57,16 +60,27 @@ def save_last(accelerator, run_dir: str | Path, state: dict) -> Path:
     return final
 
 
+def config_digest(cfg) -> str:
+    """What must not change across a resume: data, model, heads and optimisation settings."""
+    keep = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data", "model", "heads") if k in cfg}
+    tr = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for k in ("eval_every_n_steps", "checkpoint_every_n_steps", "log_every_n_steps", "early_stopping", "num_threads"):
+        tr.pop(k, None)
+    keep["trainer"] = tr
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def save_best(model, tokenizer, run_dir: str | Path, info: dict) -> Path:
     """Main process only: the current weights as a model dir, plus what made them best."""
-    from .modeling import save_model_dir
+    from biascard.model import model_dir
 
     root = Path(run_dir) / CHECKPOINTS
     tmp, final = root / "best.tmp", root / "best"
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_model_dir(model, tokenizer, tmp)
+    model_dir.save(model, tokenizer, tmp)
     _write_json(tmp / BEST_FILE, info)
+    model_dir.write_checksums(tmp)  # best.json too, so best/ verifies as written
     _swap_in(tmp, final)
     return final
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, mean_absolute_error
 
-from .features import encode
-from .heads import HeadSpec
-from .modeling import corn_rank
+from biascard.model.features import encode
+from biascard.model.heads import HeadSpec
+from biascard.model.modeling import corn_rank
 
 # the per-head number averaged into `<split>/macro_f1_mean`
 MAIN_METRIC = {
@@ -30,7 +30,8 @@ MAIN_METRIC = {
 }
 
 
-def _labeled(y: torch.Tensor, kind: str) -> torch.Tensor:
+def labeled_rows(y: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mask of the rows of a (non-token) head's label tensor that carry a label."""
     if kind == "regression":
         return ~torch.isnan(y)
     if kind == "multilabel":
@@ -54,7 +55,7 @@ def head_metrics(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> dict[
             "accuracy": float(accuracy_score(true, pred)),
             "n": int(keep.sum()),
         }
-    keep = _labeled(y, kind)
+    keep = labeled_rows(y, kind)
     if not keep.any():
         return {}
     logits, y = logits[keep], y[keep]
@@ -156,3 +157,24 @@ def collect_logits(net, val_records: dict, tokenizer, specs, batch_size: int, en
     if was_training:
         net.train()
     return logits, labels, loss_sum / max(loss_n, 1)
+
+
+def evaluate(model, accelerator, val_records, tokenizer, specs, cfg, encode_kwargs) -> dict[str, float]:
+    """Main process only: metrics on the validation records (unwrapped model, no DDP hooks)."""
+    net = accelerator.unwrap_model(model)
+    logits, labels, loss = collect_logits(net, val_records, tokenizer, specs, int(cfg.trainer.eval_batch_size),
+                                          encode_kwargs, autocast=accelerator.autocast)
+    metrics = aggregate(specs, logits, labels, prefix="val")
+    metrics["val/loss"] = loss
+    return metrics
+
+
+def summary(metrics: dict, specs) -> str:
+    """The console line of an evaluation: the mean and each head's main number."""
+    parts = [f"macro_f1_mean={metrics.get('val/macro_f1_mean', float('nan')):.4f}",
+             f"loss={metrics['val/loss']:.4f}"]
+    for name, spec in specs.items():
+        key = f"val/{name}/{MAIN_METRIC.get(spec.type) or 'mae'}"
+        if key in metrics:
+            parts.append(f"{name}={metrics[key]:.3f}")
+    return " ".join(parts)

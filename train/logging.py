@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 import time
+from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,32 @@ class RunLogger:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+class TrainWindow:
+    """Train losses and timings since the last train log row (`values` is that row)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)  # micro-batches per head
+        # time spent in training steps only (tokenizing included; eval and checkpoints not)
+        self.busy, self.busy_cpu, self.samples, self.steps = 0.0, 0.0, 0, 0
+
+    def values(self, lr: float, num_processes: int, epoch_progress: float) -> dict[str, float]:
+        n_steps = self.steps  # fewer than log_every right after a resume
+        values = {"loss": self.sums["loss"] / n_steps, "lr": lr}
+        values.update({k: self.sums[k] / self.counts[k.split("/", 1)[1]] for k in self.sums if k.startswith("loss/")})
+        values.update({
+            "samples_per_s": self.samples * num_processes / max(self.busy, 1e-9),
+            "step_time_s": self.busy / n_steps,
+            # CPU seconds of this process per step: comparable across loaded and idle machines
+            "step_cpu_s": self.busy_cpu / n_steps,
+            "epoch_progress": epoch_progress,
+        })
+        return values
 
 
 def read_metrics(path: str | Path) -> list[dict]:

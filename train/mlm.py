@@ -1,6 +1,6 @@
 """Continued masked-LM pre-training of the encoder on the project's news text (DA-RoBERTa's recipe).
 
-`python -m biascard.train.mlm --out DIR [--encoder minilm] [--datasets allsides mbic basil] [--steps 1000]`
+`biascard train mlm --out DIR [--encoder minilm] [--datasets allsides mbic basil] [--steps 1000]`
 
 Reads the *train* splits only (no validation/test text leaks into the encoder), cuts every
 text into windows of `--max-length` tokens, masks 15% of the tokens (80/10/10, the
@@ -9,7 +9,7 @@ all-MiniLM-L6-v2 ships only `BertModel` weights: the MLM head's transform layer 
 random (its decoder is tied to the word embeddings), so `--head-warmup-steps` first trains the
 head alone on a frozen encoder: gradients through a random head would only push noise into the
 encoder. DIR gets the encoder alone
-(`save_pretrained`, safetensors) plus its tokenizer, so `biascard-train model.encoder=DIR`
+(`save_pretrained`, safetensors) plus its tokenizer, so `biascard train model.encoder=DIR`
 fine-tunes from it.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def windows(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return out
 
 
-def _masked_loss(model, head, batch):
+def masked_loss(model, head, batch):
     """Cross-entropy at the masked positions only. The vocabulary projection dominates the step
     (30k outputs per token), and only ~15% of the tokens carry a label."""
     import torch.nn.functional as F
@@ -65,7 +65,7 @@ def pretrain(out_dir, *, encoder="minilm", datasets=("allsides", "mbic", "basil"
     from accelerate import Accelerator
     from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, get_scheduler
 
-    from .modeling import load_tokenizer, resolve_encoder
+    from biascard.model.modeling import load_tokenizer, resolve_encoder
 
     if num_threads:
         torch.set_num_threads(int(num_threads))
@@ -99,7 +99,7 @@ def pretrain(out_dir, *, encoder="minilm", datasets=("allsides", "mbic", "basil"
             order, pos = rng.permutation(len(data)), 0
         batch = collator([{"input_ids": data[i]} for i in order[pos : pos + batch_size]])
         pos += batch_size
-        loss = _masked_loss(model, head, {k: v.to(acc.device) for k, v in batch.items()})
+        loss = masked_loss(model, head, {k: v.to(acc.device) for k, v in batch.items()})
         acc.backward(loss)
         acc.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -123,8 +123,7 @@ def pretrain(out_dir, *, encoder="minilm", datasets=("allsides", "mbic", "basil"
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m biascard.train.mlm", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dir for the adapted encoder (use as model.encoder=DIR)")
     p.add_argument("--encoder", default="minilm", help="minilm, tiny, a Hugging Face id or a local path")
     p.add_argument("--datasets", nargs="+", default=["allsides", "mbic", "basil"])
@@ -137,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-lr", type=float, default=None, help="learning rate of the MLM head (default: --lr)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="biascard train mlm", description=__doc__.splitlines()[0])
+    add_arguments(p)
     args = p.parse_args(argv)
     lrs = [args.lr] + ([args.head_lr] if args.head_lr is not None else [])
     if (args.steps < 1 or args.batch_size < 1 or args.max_length < 8 or not all(math.isfinite(x) and x > 0 for x in lrs)

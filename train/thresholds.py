@@ -1,6 +1,6 @@
 """Decision thresholds on P(label), fit on validation data and saved with the model.
 
-`python -m biascard.train.thresholds --model DIR [--types multilabel binary] [--min-positives 5]`
+`biascard train thresholds --model DIR [--types multilabel binary] [--min-positives 5]`
 
 A sigmoid head trained on a mixture sees few positives per label (TRAIL22: ~1 in 17), so
 its probabilities sit below 0.5 and a fixed 0.5 cut predicts almost nothing even when the
@@ -13,7 +13,6 @@ Training runs this on its validation records after the final model dir is writte
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from .heads import HeadSpec
+from biascard.model.heads import HeadSpec
 
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 FITTABLE = ("binary", "multilabel")
@@ -98,72 +97,42 @@ def fit_heads(specs: dict[str, HeadSpec], probs: dict[str, np.ndarray], golds: d
 
 def probabilities(specs, logits: dict, labels: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """P(label) and gold of the labeled rows, for the binary and multilabel heads."""
-    from .evaluation import _labeled
-    from .modeling import head_probabilities
+    from biascard.model.modeling import head_probabilities
+
+    from .evaluation import labeled_rows
 
     probs, golds = {}, {}
     for name, spec in specs.items():
         if spec.type not in FITTABLE or not labels.get(name):
             continue
         lg, y = torch.cat(logits[name]), torch.cat(labels[name])
-        keep = _labeled(y, spec.type)
+        keep = labeled_rows(y, spec.type)
         probs[name] = head_probabilities(lg[keep], spec).numpy()
         golds[name] = y[keep].long().numpy()
     return probs, golds
 
 
-def write(model_dir: str | Path, fitted: dict[str, dict]) -> None:
-    """Store the thresholds in the model dir's config.json (the head specs)."""
-    from .modeling import BiasCardConfig
-
-    config = BiasCardConfig.from_pretrained(model_dir)
-    heads = dict(config.heads)
-    for name, entry in fitted.items():
-        heads[name] = {**heads[name], "thresholds": entry["thresholds"]}
-    config.heads = {n: HeadSpec.from_dict(n, h).to_dict() for n, h in heads.items()}
-    config.save_pretrained(model_dir)
-
-
 def fit_model_dir(model_dir, val_records: dict, encode_kwargs: dict, *, types=("multilabel",), min_positives: int = 5,
                   batch_size: int = 64, log=print) -> dict[str, dict]:
-    """Load the model dir, fit thresholds on `val_records`, write them into its config.json."""
-    from .evaluation import collect_logits
-    from .modeling import load_model_dir
+    """Load the model dir, fit thresholds on `val_records`; they go into its config.json, how
+    they were fit into its thresholds.json (`model_dir.write_thresholds`)."""
+    from biascard.model import model_dir as model_files
 
-    model, tokenizer = load_model_dir(model_dir)
+    from .evaluation import collect_logits
+
+    model, tokenizer = model_files.load(model_dir)
     specs = model.head_specs
     logits, labels, _ = collect_logits(model, val_records, tokenizer, specs, batch_size, encode_kwargs)
     probs, golds = probabilities(specs, logits, labels)
     fitted = fit_heads(specs, probs, golds, types, min_positives)
-    if fitted:
-        write(model_dir, fitted)
     for name, e in fitted.items():
         shared = e["how"].count("shared")
         log(f"thresholds {name}: validation macro-F1 {e['macro_f1_at_0.5']:.3f} at 0.5 -> {e['macro_f1_fitted']:.3f} "
             f"(n={e['n']}, {len(e['thresholds']) - shared} per label, {shared} shared)")
-    (Path(model_dir) / "thresholds.json").write_text(json.dumps(
-        {"types": list(types), "min_positives": min_positives, "split": "validation",
-         "datasets": {n: len(r) for n, (r, _) in val_records.items()}, "heads": fitted}, indent=1) + "\n")
+    model_files.write_thresholds(model_dir, fitted, {
+        "types": list(types), "min_positives": min_positives, "split": "validation",
+        "datasets": {n: len(r) for n, (r, _) in val_records.items()}, "heads": fitted})
     return fitted
-
-
-def validation_records(names, tokenizer, max_length: int, max_chunks: int | None, caps: dict | None = None,
-                       seed: int = 43, refold: dict | None = None, **prepare_kwargs) -> dict:
-    """{dataset: (records, token lengths)} of the validation splits, as training builds them."""
-    from biascard.data.prepare import prepare
-
-    from .loop import _lengths, _refold, _subset
-
-    out = {}
-    for name in names:
-        dsd = prepare(name, **prepare_kwargs)
-        if "validation" not in dsd:
-            raise ValueError(f"dataset {name!r} has no validation split")
-        dsd = _refold(dsd, name, refold)
-        recs = _subset(dsd["validation"], (caps or {}).get(name), seed).to_list()
-        if recs:
-            out[name] = (recs, _lengths(tokenizer, recs, max_length, max_chunks))
-    return out
 
 
 def _training_setup(model_dir: Path) -> dict:
@@ -171,10 +140,11 @@ def _training_setup(model_dir: Path) -> dict:
     (training.json -> run dir -> config.yaml), so the fit sees training's validation records."""
     import yaml
 
-    info = model_dir / "training.json"
-    if not info.is_file():
+    from biascard.model import model_dir as model_files
+
+    meta = model_files.read_training_record(model_dir)
+    if meta is None:
         return {}
-    meta = json.loads(info.read_text(encoding="utf-8"))
     out = {"datasets": meta.get("datasets")}
     cfg_path = Path(meta.get("run_dir") or "") / "config.yaml"
     if meta.get("run_dir") and cfg_path.is_file():
@@ -188,32 +158,41 @@ def _training_setup(model_dir: Path) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m biascard.train.thresholds", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model dir; its config.json gets the thresholds")
     p.add_argument("--datasets", nargs="+", help="validation data (default: the training run's, from MODEL/training.json)")
     p.add_argument("--types", nargs="+", default=None, choices=FITTABLE, help="head types (default: multilabel)")
     p.add_argument("--min-positives", type=int, default=5)
-    p.add_argument("--max-chunks", type=int, default=None, help="chunks per record (default: the training run's)")
+    p.add_argument("--max-chunks", type=int, default=None,
+                   help="chunks per record (default: the training run's validation setting, else the model's)")
     p.add_argument("--max-records", type=int, default=None,
                    help="validation records per dataset (default: the training run's data.eval_caps)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="biascard train thresholds", description=__doc__.splitlines()[0])
+    add_arguments(p)
     args = p.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
-        from .modeling import BiasCardConfig, load_tokenizer
+        from biascard.model import model_dir as model_files
+        from biascard.model.modeling import load_tokenizer
+
+        from .datasets import validation_records
 
         model_dir = Path(args.model)
-        if not (model_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir}/config.json: not a model dir")
+        if not (model_dir / model_files.CONFIG).is_file():
+            raise FileNotFoundError(f"{model_dir}/{model_files.CONFIG}: not a model dir")
+        config = model_files.load_config(model_dir)
         setup = _training_setup(model_dir)
         names = args.datasets or setup.get("datasets")
         if not names:
-            raise ValueError(f"{model_dir}/training.json is missing: pass --datasets")
+            raise ValueError(f"{model_dir}/{model_files.TRAINING} is missing: pass --datasets")
         caps = {n: args.max_records for n in names} if args.max_records else setup.get("caps")
-        max_chunks = args.max_chunks if args.max_chunks is not None else setup.get("max_chunks")
+        max_chunks = next((c for c in (args.max_chunks, setup.get("max_chunks"), config.max_chunks) if c is not None),
+                          None)
         if setup.get("source"):
             log(f"validation records as in {setup['source']}: caps {caps}, max_chunks {max_chunks}")
-        config = BiasCardConfig.from_pretrained(model_dir)
         tokenizer = load_tokenizer(model_dir)
         val = validation_records(names, tokenizer, int(config.max_length), max_chunks, caps, seed=setup.get("seed", 43),
                                  refold=setup.get("refold"))

@@ -28,7 +28,7 @@ def _int(value: str | None) -> int | None:
 def article_stances(root: Path) -> dict[str, str]:
     """{file_id: article_relative_stance} (left/right and liberal/conservative folded), the
     article-level label BASIL has beside its sentence labels; not a head, used by the card
-    composer's ablation (biascard.serve.composer_ablation)."""
+    composer's ablation (biascard.eval.composer_ablation)."""
     fold = {"liberal": "left", "conservative": "right"}
     out = {}
     for _, row in iter_csv(root / SENTENCES):

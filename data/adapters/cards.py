@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..card.model import CardError, validate
+from biascard.card import CardError, validate
+from biascard.card.contract import CONCEPT_HEADS
+
 from ..errors import DataError, Report
-from ..records import CARD_CONCEPT_HEADS, make_record, text_key
+from ..records import make_record, text_key
 from ..splits import group_split
 from .base import Adapter, iter_jsonl, register
 
@@ -38,7 +40,7 @@ def card_labels(card: dict) -> dict:
     """The head labels one valid card gives; raises CardError if a concept appears twice."""
     labels: dict = {}
     for c in card["cognitive_concepts"]:
-        head = CARD_CONCEPT_HEADS[c["concept"]]
+        head = CONCEPT_HEADS[c["concept"]]
         if head in labels:
             raise CardError(f"cognitive_concepts: {c['concept']} appears twice", path="cognitive_concepts")
         labels[head] = int(c["score"]) if c["score"] is not None else None
@@ -57,7 +59,7 @@ def card_labels(card: dict) -> dict:
 class Cards(Adapter):
     name = "cards"
     folder = "cards"
-    heads = (*CARD_CONCEPT_HEADS.values(), "sdg", "sdg_polarity", "sdg_relevance", "topic", "political_leaning")
+    heads = (*CONCEPT_HEADS.values(), "sdg", "sdg_polarity", "sdg_relevance", "topic", "political_leaning")
     license = "the user's own cards"
     redistributable = False
     citation = ""

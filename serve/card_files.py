@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from .model import CardError, validate
+from biascard.card import CardError, validate
 
 
 def _read(path: str) -> str:
@@ -34,7 +34,7 @@ def add_parse_arguments(p) -> None:
 
 
 def run_parse(args) -> int:
-    from .text import parse_text
+    from biascard.card import parse_text
 
     card = parse_text(_read(args.file), source_name=args.file)
     _write(json.dumps(card, indent=2, ensure_ascii=False) + "\n", args.output)
@@ -59,11 +59,11 @@ def run_render(args) -> int:
     except CardError as e:
         raise CardError(f"{args.file}: {e}", path=e.path) from None
     if args.format == "html":
-        from .html import render_html
+        from biascard.card import render_html
 
         out = render_html(card)
     else:
-        from .text import render_text
+        from biascard.card import render_text
 
         out = render_text(card)
     _write(out, args.output)

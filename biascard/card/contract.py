@@ -15,13 +15,17 @@ from typing import Any, Literal, Optional, TypedDict
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from ..errors import DataError
+
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "card.schema.json"
+# what this package writes; the schema accepts every version in SCHEMA_VERSIONS
 SCHEMA_VERSION = "1.0"
+SCHEMA_VERSIONS = ("1.0", "1.1")
 
 Concept = Literal["framing_bias", "language_bias", "bias_by_omission", "false_dichotomy"]
 CONCEPTS: tuple[str, ...] = ("framing_bias", "language_bias", "bias_by_omission", "false_dichotomy")
+# The document-level ordinal head that scores each concept directly (trained on labeled cards).
+CONCEPT_HEADS: dict[str, str] = {c: f"card_{c}" for c in CONCEPTS}
 CONCEPT_LABELS: dict[str, str] = {
     "framing_bias": "Framing Bias",
     "language_bias": "Language Bias",
@@ -118,7 +122,7 @@ class Card(TypedDict, total=False):
     extra: dict[str, Any]
 
 
-class CardError(DataError):
+class CardError(ValueError):
     """A card that breaks the schema or a card text that cannot be read.
 
     `path` is the failing field (e.g. `cognitive_concepts[1].score`) when known.

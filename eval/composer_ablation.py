@@ -1,6 +1,8 @@
 """The card composer's choices checked against article-level labels.
 
-`python -m biascard.serve.composer_ablation --model DIR [--splits validation test] [--out DIR]`
+`biascard eval composer-ablation --model DIR [--splits validation test] [--out DIR]`
+(also `python -m biascard.eval.composer_ablation`). A study on eval's statistics of the core
+composer (`biascard.compose`): it imports the core, data and eval only.
 
 No dataset scores whole articles 1-5, but two have article-level signals the composer's
 aggregation can be checked against:
@@ -30,9 +32,11 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from biascard.eval.bootstrap import bootstrap
+from biascard.compose.calibration import article_statistic, score_from_statistic
+from biascard.compose.composer import Composer
 
-from .compose import Composer, article_statistic, score_from_statistic
+from .bootstrap import bootstrap
+from .formatting import write_outputs
 
 # dataset: [(card concept, the head whose gold sentence labels give the article ratio)]
 ARTICLE_RATIOS = {
@@ -91,13 +95,13 @@ def article_values(composer: Composer, concept: str, arts: dict[str, list[dict]]
         return None
     docs = list(arts)
     flat = [r["text"] for d in docs for r in arts[d]]
-    sent_out = composer._forward(flat, offsets=False)
+    sent_out = composer.forward(flat, offsets=False)
     out: dict[str, list[float]] = defaultdict(list)
     pos = 0
     for d in docs:
         idx = list(range(pos, pos + len(arts[d])))
         pos += len(idx)
-        probs = composer._concept_probs(plan, sent_out, idx)
+        probs = composer.concept_probs(plan, sent_out, idx)
         for stat, t, k in VARIANTS:
             out[variant_name(stat, t, k)].append(article_statistic(probs, stat, t, k))
         card = article_statistic(probs, plan["statistic"], plan["threshold"], plan["top_k"])
@@ -174,7 +178,7 @@ def to_markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m biascard.serve.composer_ablation", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="biascard eval composer-ablation", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model dir (its composer.json cut points are used when present)")
     p.add_argument("--splits", nargs="+", default=["validation", "test"])
     p.add_argument("--min-sentences", type=int, default=5)
@@ -185,15 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         res = run(args.model, splits=tuple(args.splits), min_sentences=args.min_sentences, n_boot=args.n_boot,
                   log=lambda m: print(m, file=sys.stderr))
     except (ValueError, FileNotFoundError) as e:
-        print(f"composer_ablation: error: {e}", file=sys.stderr)
+        print(f"biascard eval composer-ablation: error: {e}", file=sys.stderr)
         return 2
     md = to_markdown(res)
     print(md, end="")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "composer_ablation.md").write_text(md, encoding="utf-8")
-        (out / "composer_ablation.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        write_outputs(args.out, "composer_ablation", md, json.dumps(res, indent=1) + "\n")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Shared by the bench scripts: machine header, load average, interleaved timing, the
-AllSides test articles, the default (untrained) model dir and the output tee.
+AllSides test articles, the default (untrained) model dir, the output tee and the
+encoder's analytic FLOP count.
 
 Every script compares variants measured side by side in one run (interleaved rounds,
 medians), because the 2 cores are shared and absolute times drift with the load.
@@ -157,18 +158,24 @@ def table(rows: list[list], header: list[str]) -> str:
     return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
 
 
+def encoder_flops(cfg, length: int) -> float:
+    """Forward FLOPs of one sequence: 2 per multiply-add of every Linear, plus QK^T and AV."""
+    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    linear = 2 * length * (4 * h * h + 2 * h * i)  # Q, K, V, output projections; FFN up and down
+    attention = 2 * 2 * length * length * h  # QK^T and AV over all heads
+    return float(n * (linear + attention))
+
+
 # ---------------------------------------------------------------- data and model
 
 
 def articles(n: int, lo: int = 500, hi: int = 700, seed: int = 0) -> list[dict]:
     """`n` AllSides test articles whose body has lo..hi words: {id, title, text}.
     AllSides records read "title\\n\\nbody"; the title goes in its own field, as a client sends it."""
-    import io
 
     from biascard.data.prepare import prepare
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        test = prepare("allsides")["test"]
+    test = prepare("allsides")["test"]
     picked = []
     for rec in test:
         title, sep, body = rec["text"].partition("\n\n")
@@ -188,21 +195,20 @@ def default_model_dir(path: Path = DEFAULT_MODEL_CACHE) -> Path:
     Built once into a temp dir and reused."""
     if (path / "model.safetensors").is_file():
         return path
-    import io
     import shutil
 
     import torch
     from omegaconf import OmegaConf
 
     from biascard.data.prepare import prepare
-    from biascard.train.heads import load_heads, resolve_labels
-    from biascard.train.modeling import BiasCardModel, load_tokenizer, save_model_dir
+    from biascard.model.heads import load_heads, resolve_labels
+    from biascard.model.modeling import BiasCardModel, load_tokenizer
+    from biascard.model.model_dir import save as save_model_dir
 
     heads = load_heads(OmegaConf.load(REPO / "configs" / "heads" / "default.yaml"))
     model_cfg = OmegaConf.load(REPO / "configs" / "model" / "minilm.yaml")
     names = list(OmegaConf.load(REPO / "configs" / "data" / "all.yaml").datasets)
-    with contextlib.redirect_stdout(io.StringIO()):
-        dsds = [prepare(n) for n in names]
+    dsds = [prepare(n) for n in names]
     labeled: set[str] = set()
     for d in dsds:
         for row in d["train"].data.column("labels").to_pylist():
@@ -223,41 +229,39 @@ def default_model_dir(path: Path = DEFAULT_MODEL_CACHE) -> Path:
 
 
 def article_objects(arts: list[dict]):
-    from biascard.serve.inputs import Article
+    from biascard.compose.article import Article
 
     return [Article(text=a["text"], title=a["title"], id=a["id"]) for a in arts]
 
 
 def make_composer(model, tokenizer, runtime: dict | None = None, settings: dict | None = None):
     """serve's Composer with the shipped settings, `runtime` flags overriding composer.runtime."""
-    from biascard.serve.compose import Composer, merge
+    from biascard.compose.composer import Composer
 
-    return Composer(model, tokenizer, merge(dict(settings or {}), {"runtime": dict(runtime or {})}))
+    return Composer(model, tokenizer, [settings, {"runtime": dict(runtime or {})}])
 
 
 def encoder_work(composer, arts) -> dict[str, tuple[int, int, int, float]]:
     """Per pass: (texts, batches, real tokens, padded tokens, encoder FLOPs) the composer's
     batching gives for `arts` (Article objects). Deterministic, unlike a timing."""
-    from biascard.serve.compose import length_groups
-    from biascard.serve.sentences import split_sentences
-    from biascard.train.features import encode
-    from roofline import encoder_flops
+    from biascard.compose.runtime import batches
+    from biascard.compose.sentences import split_sentences
+    from biascard.model.features import encode
 
-    cfg = composer.model.config.encoder_config()
-    rt = composer.runtime
+    config = composer.model.config
+    cfg = config.encoder_config()
+    max_length, stride = int(config.max_length), int(config.stride)
     out = {}
-    for name, texts in (("sentence pass", [s.text for a in arts for s in split_sentences(a.text)]),
-                        ("document pass", [composer._document_text(a) for a in arts])):
-        if rt["length_sorted"]:
-            groups = length_groups(composer.tokenizer, texts, composer.max_length, composer.stride, rt["batch_tokens"])
-        else:
-            step = max(1, int(composer.settings.get("sentence_batch_size") or len(texts)))
-            groups = [list(range(lo, min(lo + step, len(texts)))) for lo in range(0, len(texts), step)]
+    # the document pass reads the model's max_chunks chunks per article, as the composer does
+    for name, texts, chunks in (("sentence pass", [s.text for a in arts for s in split_sentences(a.text)], None),
+                                ("document pass", [composer.document_text(a) for a in arts], composer.max_chunks)):
+        groups = batches(composer.tokenizer, texts, composer.runtime, max_length, stride,
+                         composer.settings.get("sentence_batch_size"))
         real = padded = 0
         flops = 0.0
         for g in groups:
-            b = encode([{"text": texts[i]} for i in g], composer.tokenizer, composer.specs, composer.max_length,
-                       composer.stride, with_labels=False)
+            b = encode([{"text": texts[i]} for i in g], composer.tokenizer, composer.specs, max_length, stride,
+                       with_labels=False, max_chunks=chunks)
             real += int(b["attention_mask"].sum())
             padded += b["input_ids"].numel()
             flops += b["input_ids"].shape[0] * encoder_flops(cfg, b["input_ids"].shape[1])

@@ -23,6 +23,8 @@ like a layout line, `(none)` itself) is written as a JSON literal instead. The r
 checks each plain line by parsing it back and falls back to JSON when that would not give
 the same value, so the round trip never depends on a heuristic.
 """
+# long: the parser and the renderer of one layout share every value rule and change together
+# (parse_text(render_text(c)) == normalize(c)), so they stay in one file.
 from __future__ import annotations
 
 import json
@@ -30,7 +32,7 @@ import math
 import re
 from typing import Any
 
-from .model import (
+from .contract import (
     CONCEPT_LABELS,
     CONCEPTS,
     HUMAN_MODEL,
@@ -111,7 +113,8 @@ def _num(text: str) -> int | float | None:
 
 
 def _inline_ok(s: str) -> bool:
-    return s != "" and s == s.strip() and not _BREAKS.search(s)
+    # a leading BOM would be taken for the file's own and dropped by the parser
+    return s != "" and s == s.strip() and not _BREAKS.search(s) and not s.startswith("\ufeff")
 
 
 def _sdg_header(s: str) -> tuple[Any, str | None, str | None] | None:
@@ -579,41 +582,38 @@ def _str_list(v, n: int | None = None) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v) and (n is None or len(v) == n)
 
 
-def render_text(card: dict) -> str:
-    """A valid card -> the text layout (see the module docstring). Raises CardError if invalid."""
-    validate(card)
-    card = normalize(card)
-    extra = dict(card["extra"]) if isinstance(card.get("extra"), dict) else None
+def _extra_slots(card: dict, extra: dict) -> dict[str, Any]:
+    """Extra fields that go to their place in the layout (popped from `extra`): only those
+    that reading back gives exactly; anything else stays in the JSON of "Extra Fields"."""
     slots: dict[str, Any] = {}
-    if extra is not None:
-        # An extra field goes to its place in the layout only if reading it back gives it
-        # exactly; anything else stays in the JSON of "Extra Fields".
-        title_line = _enc(card["title"])
-        h = extra.get("headlines")
-        if _str_list(h, 2) and [_enc(x) for x in h] != [title_line, title_line]:
-            slots["headlines"] = extra.pop("headlines")
-        if isinstance(extra.get("summary"), str):
-            slots["summary"] = extra.pop("summary")
-        t = extra.get("tags")
-        if isinstance(t, dict) and t and set(t) <= set(TAG_KEYS) and all(_str_list(v) for v in t.values()):
-            slots["tags"] = extra.pop("tags")
-        q = extra.get("key_questions")
-        if isinstance(q, list) and q and all(
-            isinstance(x, dict) and set(x) == {"question", "answer"}
-            and isinstance(x["question"], str) and isinstance(x["answer"], str) for x in q
-        ):
-            slots["key_questions"] = extra.pop("key_questions")
-        e = extra.get("sdg_explanations")
-        if (
-            isinstance(e, list) and card["sdgs"] and len(e) == len(card["sdgs"])
-            and all(x is None or isinstance(x, str) for x in e) and any(x is not None for x in e)
-        ):
-            slots["sdg_explanations"] = extra.pop("sdg_explanations")
+    title_line = _enc(card["title"])
+    h = extra.get("headlines")
+    if _str_list(h, 2) and [_enc(x) for x in h] != [title_line, title_line]:
+        slots["headlines"] = extra.pop("headlines")
+    if isinstance(extra.get("summary"), str):
+        slots["summary"] = extra.pop("summary")
+    t = extra.get("tags")
+    if isinstance(t, dict) and t and set(t) <= set(TAG_KEYS) and all(_str_list(v) for v in t.values()):
+        slots["tags"] = extra.pop("tags")
+    q = extra.get("key_questions")
+    if isinstance(q, list) and q and all(
+        isinstance(x, dict) and set(x) == {"question", "answer"}
+        and isinstance(x["question"], str) and isinstance(x["answer"], str) for x in q
+    ):
+        slots["key_questions"] = extra.pop("key_questions")
+    e = extra.get("sdg_explanations")
+    if (
+        isinstance(e, list) and card["sdgs"] and len(e) == len(card["sdgs"])
+        and all(x is None or isinstance(x, str) for x in e) and any(x is not None for x in e)
+    ):
+        slots["sdg_explanations"] = extra.pop("sdg_explanations")
+    return slots
 
-    paras: list[list[str]] = []
+
+def _header_paras(card: dict, slots: dict) -> list[list[str]]:
     title = _enc(card["title"])
     heads = [_enc(x) for x in slots.get("headlines", (card["title"], card["title"]))]
-    paras += [[title], [heads[0]], [_enc(card["source"])], [heads[1]], [_enc(slots.get("summary"))]]
+    paras = [[title], [heads[0]], [_enc(card["source"])], [heads[1]], [_enc(slots.get("summary"))]]
     tags = slots.get("tags", {})
     details = [
         _enc(card["language"]),
@@ -624,32 +624,33 @@ def render_text(card: dict) -> str:
     ]
     for qa in slots.get("key_questions", []):
         details += [_enc(qa["question"]), _enc(qa["answer"])]
-    paras.append(details)
+    return paras + [details]
 
-    paras.append([CONCEPTS_SECTION])
-    for c in card["cognitive_concepts"]:
-        paras.append([f"{_json(c['score']) if c['score'] is not None else '-'}/5"])
-        label = c["label"]
-        if label == CONCEPT_LABELS[c["concept"]]:
-            paras.append([label])
-        else:
-            paras.append([f"Concept {c['concept']}: {_enc(label, line=False)}"])
-        paras.append([_enc(c["explanation"])])
-        ext = []
-        if c["expected_score"] is not None:
-            ext.append(f"Expected score: {_json(c['expected_score'])}")
-        if c["distribution"] is not None:
-            ext.append(f"Distribution: {_json(c['distribution'])}")
-        for ev in c["evidence"]:
-            ext.append(
-                f"Evidence {_json(ev['start'])}-{_json(ev['end'])} ({_json(ev['score'])}): {_enc(ev['text'], line=False)}"
-            )
-            if "words" in ev:
-                ext.append(f"Biased words: {_enc_list(ev['words'], camel=False, line=False)}")
-        if ext:
-            paras.append(ext)
 
-    paras.append([SDGS_SECTION])
+def _concept_paras(c: dict) -> list[list[str]]:
+    paras = [[f"{_json(c['score']) if c['score'] is not None else '-'}/5"]]
+    label = c["label"]
+    if label == CONCEPT_LABELS[c["concept"]]:
+        paras.append([label])
+    else:
+        paras.append([f"Concept {c['concept']}: {_enc(label, line=False)}"])
+    paras.append([_enc(c["explanation"])])
+    ext = []
+    if c["expected_score"] is not None:
+        ext.append(f"Expected score: {_json(c['expected_score'])}")
+    if c["distribution"] is not None:
+        ext.append(f"Distribution: {_json(c['distribution'])}")
+    for ev in c["evidence"]:
+        ext.append(
+            f"Evidence {_json(ev['start'])}-{_json(ev['end'])} ({_json(ev['score'])}): {_enc(ev['text'], line=False)}"
+        )
+        if "words" in ev:
+            ext.append(f"Biased words: {_enc_list(ev['words'], camel=False, line=False)}")
+    return paras + ([ext] if ext else [])
+
+
+def _sdg_paras(card: dict, slots: dict) -> list[list[str]]:
+    paras = [[SDGS_SECTION]]
     explanations = slots.get("sdg_explanations", [None] * len(card["sdgs"]))
     for s, expl in zip(card["sdgs"], explanations):
         block = [_render_sdg_header(s)]
@@ -660,7 +661,12 @@ def render_text(card: dict) -> str:
         paras.append(block)
         if expl is not None:
             paras.append([_enc(expl)])
+    return paras
 
+
+def _tail_paras(card: dict) -> list[list[str]]:
+    """Political Leaning, Card Metadata and Other Fields, where the card has them."""
+    paras: list[list[str]] = []
     leaning = card["political_leaning"]
     if leaning is not None:
         paras.append([LEANING_SECTION])
@@ -671,7 +677,6 @@ def render_text(card: dict) -> str:
             lines.append(f"Distribution: {_json(leaning['distribution'])}")
         if lines:
             paras.append(lines)
-
     model = card["model"]
     if card["id"] is not None or not _same({k: model[k] for k in _KNOWN["model"] if k in model}, HUMAN_MODEL):
         lines = [] if card["id"] is None else [f"Id: {_enc(card['id'], line=False)}"]
@@ -679,10 +684,22 @@ def render_text(card: dict) -> str:
         if "heads" in model:
             lines.append(f"Model heads: {_enc_list(model['heads'], camel=False, line=False)}")
         paras += [[META_SECTION], lines]
-
     others = _others_of(card)
     if others:
         paras += [[OTHER_SECTION], [_json(others, indent=2)]]
+    return paras
+
+
+def render_text(card: dict) -> str:
+    """A valid card -> the text layout (see the module docstring). Raises CardError if invalid."""
+    validate(card)
+    card = normalize(card)
+    extra = dict(card["extra"]) if isinstance(card.get("extra"), dict) else None
+    slots = _extra_slots(card, extra) if extra is not None else {}
+    paras = _header_paras(card, slots) + [[CONCEPTS_SECTION]]
+    for c in card["cognitive_concepts"]:
+        paras += _concept_paras(c)
+    paras += _sdg_paras(card, slots) + _tail_paras(card)
     if extra is not None and (extra or not slots):
         paras += [[EXTRA_SECTION], [_json(extra, indent=2)]]
     return "\n\n".join("\n".join(p) for p in paras) + "\n"
