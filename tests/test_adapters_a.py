@@ -218,9 +218,9 @@ def test_locate_words():
 # --- bad input is reported ----------------------------------------------------------------
 
 
-def _single_line_rows(path: Path, delimiter=","):
+def _single_line_rows(path: Path, delimiter=",", multiline=("text",), **rules):
     """(line, row) of rows that occupy exactly one physical line, so a line edit hits one row."""
-    items = list(iter_csv(path, delimiter))
+    items = list(iter_csv(path, delimiter=delimiter, multiline=multiline, **rules))
     return [(n, row) for (n, row), (m, _) in zip(items, items[1:]) if m == n + 1]
 
 
@@ -269,10 +269,25 @@ def test_babe_bad_label_and_words_are_reported(shared_dir, tmp_path):
     assert sum(len(dsd[s]) for s in SPLITS) == 3674 - 2
 
 
+def test_babe_stray_quote_is_reported_not_merged(shared_dir, tmp_path):
+    """The issue's probe: a quote at the start of line 30 used to merge lines 30-85 into one
+    21,895-character "sentence" kept as Non-biased, and 55 rows vanished unreported."""
+    data = _copy(shared_dir, tmp_path, "babe")
+    path = data / "babe" / babe.FILE
+    _edit_line(path, 30, "A Biden victory", '"A Biden victory')
+    report = Report(stream=io.StringIO())
+    dsd = prepare("babe", data_dir=data, cache_dir=tmp_path / "cache", use_cache=False, report=report)
+    assert [b.line for b in report.bad] == [30]
+    assert "runs on to line 85" in report.bad[0].reason and "stray quote" in report.bad[0].reason
+    # only line 30 is lost; lines 31-85 are read again on their own and kept
+    assert sum(len(dsd[s]) for s in SPLITS) == 3674 - 1
+    assert max(len(r["text"]) for r in rows(dsd)) < 1000
+
+
 def test_mbic_bad_label_is_reported(shared_dir, tmp_path):
     data = _copy(shared_dir, tmp_path, "mbic", "babe")
     path = data / "mbic" / mbic.FILE
-    line = next(n for n, r in _single_line_rows(path) if r["label_bias"] == "Non-biased")
+    line = next(n for n, r in _single_line_rows(path, multiline=("text", "article"), guard=mbic.looks_like_row) if r["label_bias"] == "Non-biased")
     _edit_line(path, line, ",Non-biased,", ",Unbiased,")
     _assert_reported("mbic", data, tmp_path, f"{mbic.FILE}:{line}", "label_bias 'Unbiased'")
 
@@ -286,7 +301,7 @@ def test_mbic_needs_babe(shared_dir, tmp_path):
 def test_basil_bad_span_is_reported(shared_dir, tmp_path):
     data = _copy(shared_dir, tmp_path, "basil")
     path = data / "basil" / basil.SPANS
-    line, row = next((n, r) for n, r in _single_line_rows(path) if r["bias"] == "inf")
+    line, row = next((n, r) for n, r in _single_line_rows(path, multiline=()) if r["bias"] == "inf")
     _edit_line(path, line, f",{row['start']},{row['end']},", f",{row['start']},{len(row['sentence']) + 5},")
     _assert_reported("basil", data, tmp_path, f"{basil.SPANS}:{line}", "out of range")
     # the sentence that lost a span is reported too, not kept with a wrong label
@@ -298,7 +313,7 @@ def test_basil_bad_span_is_reported(shared_dir, tmp_path):
 def test_basil_span_text_mismatch_is_reported(shared_dir, tmp_path):
     data = _copy(shared_dir, tmp_path, "basil")
     path = data / "basil" / basil.SPANS
-    line, row = next((n, r) for n, r in _single_line_rows(path) if int(r["start"]) > 0)
+    line, row = next((n, r) for n, r in _single_line_rows(path, multiline=()) if int(r["start"]) > 0)
     start, end = int(row["start"]), int(row["end"])
     _edit_line(path, line, f",{start},{end},", f",{start - 1},{end - 1},")
     _assert_reported("basil", data, tmp_path, f"{basil.SPANS}:{line}", "not txt")

@@ -275,6 +275,25 @@ def test_gvfc_bad_row_named(tmp_path):
     assert strict == f"{path}:3: Q3 Theme1 'x7' is not 1-9 or 99"
 
 
+def test_gvfc_stray_quote_and_field_counts_named(tmp_path):
+    """The issue's probe: a quote opened on line 40 swallowed line 41 (which vanished) and
+    line 40 was reported for a Q1 value that was really a piece of line 41."""
+    root = _copy("gvfc", tmp_path)
+    path = root / "gvfc_headlines_annotations.csv"
+    _replace_line(path, 40, "Corporate partners cut cord", '"Corporate partners cut cord')
+    _replace_line(path, 50, ",1,2,2,99", ",1,2,2,99,7")  # an extra field
+    _replace_line(path, 61, ",1,2,3,99", ",1,2,3")  # a missing field
+    dsd, report, strict = _build_bad("gvfc", tmp_path)
+    assert [str(b) for b in report.bad] == [
+        (f"{path}:40: quoted field opened on line 40 runs on to line 41, but rows are one line each "
+         "in this file (stray quote?); line 41 read again separately"),
+        f"{path}:50: 6 fields, expected 5: extra value(s) ['7']",
+        f"{path}:61: 4 fields, expected 5: missing Q3 Theme2",
+    ]
+    assert sum(len(dsd[s]) for s in SPLITS) == 2990 - 3  # line 41 is kept
+    assert strict.startswith(f"{path}:40: quoted field")
+
+
 def test_logic_bad_row_named(tmp_path):
     root = _copy("logic", tmp_path)
     path = root / "edu_train.csv"

@@ -25,13 +25,14 @@ class AllSides(Adapter):
         "Baly, R., Da San Martino, G., Glass, J., Nakov, P. (2020). We Can Detect Your Bias: "
         "Predicting the Political Ideology of News Articles. EMNLP 2020, pp. 4982-4991."
     )
+    version = "2"  # 2: rows checked against the file; undecodable JSONL lines reported
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         # The media split is by web domain (`source_url`, only in the metadata): no domain is in
         # two splits. `source` names do recur across splits (columnists, "CNN (Web News)",
         # "Guest Writer"), so grouping by `source` would contradict the official split.
         domain = {}
-        for _, row in iter_csv(root / META_FILE):
+        for _, row in iter_csv(root / META_FILE, report):
             if row.get("ID") and row.get("source_url"):
                 domain[row["ID"]] = row["source_url"].strip()
         path = root / TEXT_FILE

@@ -42,7 +42,7 @@ def article_stances(root: Path) -> dict[str, str]:
 def read_spans(path: Path, report: Report) -> dict[tuple[str, str], list[dict]]:
     """Spans per (file_id, sent_id), each checked against its own copy of the sentence."""
     spans: dict[tuple[str, str], list[dict]] = {}
-    for line, row in iter_csv(path):
+    for line, row in iter_csv(path, report):
         start, end, bias = _int(row.get("start")), _int(row.get("end")), (row.get("bias") or "").strip()
         sentence, txt = row.get("sentence") or "", row.get("txt") or ""
         if bias not in BIAS:
@@ -74,13 +74,13 @@ class BASIL(Adapter):
         "Fan, L., White, M., Sharma, E., Su, R., Choubey, P. K., Huang, R., Wang, L. (2019). In Plain "
         "Sight: Media Bias Through the Lens of Factual Reporting. EMNLP-IJCNLP 2019. arXiv:1909.02670"
     )
-    version = "1"
+    version = "2"  # 2: rows checked against the file (stray quotes, field counts)
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         spans = read_spans(root / SPANS, report)
         path = root / SENTENCES
         records, used = [], set()
-        for line, row in iter_csv(path):
+        for line, row in iter_csv(path, report):
             file_id, sent_id = (row.get("file_id") or "").strip(), (row.get("sent_id") or "").strip()
             triplet = (row.get("triplet_uuid") or "").strip()
             raw = row.get("text") or ""

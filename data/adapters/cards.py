@@ -63,6 +63,7 @@ class Cards(Adapter):
     license = "the user's own cards"
     redistributable = False
     citation = ""
+    version = "2"  # 2: undecodable lines reported by file:line
 
     @property
     def files(self) -> tuple[str, ...]:

@@ -49,11 +49,12 @@ class GVFC(Adapter):
         "Headlines and Its Application to Analyzing News Framing Trends Surrounding U.S. Gun "
         "Violence. CoNLL 2019, pp. 504-514."
     )
+    version = "2"  # 2: rows checked against the file (stray quotes, field counts)
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         path = root / FILE
         records = []
-        for line, row in iter_csv(path):
+        for line, row in iter_csv(path, report):
             title = (row.get("news_title") or "").strip()
             relevant, theme = _code(row.get("Q1 Relevant")), _code(row.get("Q3 Theme1"))
             if not title:

@@ -10,6 +10,9 @@ from .base import Adapter, iter_csv, register
 
 SPLIT_FILES = {"train": "train", "validation": "dev", "test": "test"}
 FALSE_DILEMMA = "false dilemma"
+# Climate excerpts span lines (as does their masked copy).
+MULTILINE = ("source_article", "masked_articles")
+
 # The 13 classes of the official split files (mappings.csv adds 'miscellaneous', used by no row).
 FALLACIES = frozenset(
     {
@@ -18,6 +21,21 @@ FALLACIES = frozenset(
         "false causality", "false dilemma", "faulty generalization", "intentional",
     }
 )
+
+
+# A line inside a multi-line text that reads as a row with these fields is a row swallowed by a
+# stray quote. Lines of 3-column text often parse as 3 fields, so the fields must fit too.
+def _edu_row(row: dict) -> bool:
+    return row.get("updated_label", "").strip() in FALLACIES
+
+
+def _mh_row(row: dict) -> bool:
+    names = row.get("logical_fallacies", "").strip()
+    return names.startswith("[") and names.endswith("]")
+
+
+def _url_row(row: dict) -> bool:
+    return row.get("original_url", "").strip().startswith("http")
 
 
 def _edu(split: str) -> str:
@@ -42,6 +60,7 @@ class Logic(Adapter):
         "Jin, Z., Lalwani, A., Vaidhya, T., Shen, X., Ding, Y., Lyu, Z., Sachan, M., Mihalcea, R., "
         "Schölkopf, B. (2022). Logical Fallacy Detection. Findings of EMNLP 2022, pp. 7180-7198."
     )
+    version = "2"  # 2: rows checked against the file (stray quotes, field counts)
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         parts = {}
@@ -56,7 +75,8 @@ class Logic(Adapter):
     def _read_edu(self, root: Path, split: str, report: Report) -> list[dict]:
         path = root / _edu(split)
         out = []
-        for line, row in iter_csv(path):
+        # quiz items hold dialogues over several lines
+        for line, row in iter_csv(path, report, multiline=("source_article",), guard=_edu_row):
             text = (row.get("source_article") or "").strip()
             label = (row.get("updated_label") or "").strip()
             if not text:
@@ -84,12 +104,13 @@ class Logic(Adapter):
         # The single-label file has the article URL the multi-label file lacks; excerpts of one
         # article then share a group (the official split is already by article: URLs are disjoint).
         urls = {}
-        for _, row in iter_csv(root / _climate(split, multi=False)):
+        single = root / _climate(split, multi=False)
+        for _, row in iter_csv(single, report, multiline=MULTILINE, guard=_url_row):
             if row.get("source_article") and row.get("original_url"):
                 urls.setdefault(text_key(row["source_article"]), row["original_url"].strip())
         path = root / _climate(split, multi=True)
         out = []
-        for line, row in iter_csv(path):
+        for line, row in iter_csv(path, report, multiline=MULTILINE, guard=_mh_row):
             text = (row.get("source_article") or "").strip()
             if not text:
                 report.skip(path, line, "empty source_article")

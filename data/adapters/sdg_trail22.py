@@ -31,14 +31,17 @@ class SDGTrail22(Adapter):
         "Delinte, N. et al. TRAIL22-SDG (TRAIL Workshop 2022 SDG coding challenge), GitHub, 2022. "
         "https://github.com/DelinteNicolas/TRAIL22-SDG"
     )
+    version = "2"  # 2: rows checked against the file (stray quotes, field counts)
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         # Test is official; its own exact duplicates become one record (labels merged) so a
         # passage is scored once and a conflicting pair gets both goals as gold.
-        test = self._pool([("test", root / TEST, ",")], {}, report)
+        test = self._pool([("test", root / TEST, ",", ())], {}, report)
         # Train and the additional file are mostly the same passages (1,629 of 1,664 train
         # rows): their union, each text once, minus every text of the test file.
-        train = self._pool([("train", root / TRAIN, ","), ("additional", root / EXTRA, "\t")], test, report)
+        # 27 passages of the additional file span lines inside their quotes; the others are one line.
+        sources = [("train", root / TRAIN, ",", ()), ("additional", root / EXTRA, "\t", ("text",))]
+        train = self._pool(sources, test, report)
         # After dedup each text is its own group, so a plain stratified fold is group-safe
         # (and far faster than StratifiedGroupKFold over 5k singleton groups).
         rows = list(train.values())
@@ -54,8 +57,8 @@ class SDGTrail22(Adapter):
     def _pool(self, sources, exclude: dict[str, dict], report: Report) -> dict[str, dict]:
         """Records keyed by normalized text; repeats merge into the first, texts in `exclude` go."""
         pool: dict[str, dict] = {}
-        for part, path, delimiter in sources:
-            for line, row in iter_csv(path, delimiter=delimiter):
+        for part, path, delimiter, multiline in sources:
+            for line, row in iter_csv(path, report, delimiter=delimiter, multiline=multiline):
                 text = (row.get("text") or "").strip()
                 goal = (row.get("SDG") or "").strip()
                 if not text:

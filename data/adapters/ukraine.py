@@ -52,7 +52,7 @@ class Ukraine(Adapter):
         "Färber, M., Burkard, V., Jatowt, A., Lim, S. (2020). A Multidimensional Dataset Based on "
         "Crowdsourcing for Analyzing and Detecting News Bias. CIKM 2020. doi:10.1145/3340531.3412876"
     )
-    version = "1"
+    version = "2"  # 2: rows checked against the file (stray quotes, field counts)
 
     def read(self, root: Path, report: Report) -> dict[str, list[dict]]:
         sents = read_articles(root / ARTICLES, report)
@@ -61,7 +61,8 @@ class Ukraine(Adapter):
             positions[match_key(content)].append(i)
         path = root / LABELS
         records, cursor, taken = [], 0, set()
-        for line, row in iter_csv(path):
+        # one sentence spans lines inside its quotes (lines 175-180)
+        for line, row in iter_csv(path, report, multiline=("text",)):
             text = (row.get("text") or "").strip()
             if not text:
                 report.skip(path, line, "empty text")
