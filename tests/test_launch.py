@@ -31,7 +31,8 @@ def test_two_process_cpu_launch(smoke_inputs, tmp_path):
     assert sum("2 process(es)" in m for m in messages) == 1
     # each process saved its own RNG state into the shared checkpoint
     last = run_dir / "checkpoints/last"
-    assert (last / "random_states_0.pkl").is_file() and (last / "random_states_1.pkl").is_file()
+    assert all((last / f"rng_{rank}.{ext}").is_file() for rank in (0, 1) for ext in ("json", "safetensors"))
+    assert not list(last.glob("*.pkl"))
     assert (run_dir / "model/model.safetensors").is_file() and (run_dir / "model/config.json").is_file()
     # one run dir: the second process did not leave one of its own
     assert [p.name for p in tmp_path.iterdir()] == ["run"]

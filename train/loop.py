@@ -181,9 +181,8 @@ def _sampler_and_optimizer(run: Run) -> None:
     optimizer = torch.optim.AdamW(param_groups(run.model, tr), lr=float(tr.lr))
     run.scheduler = get_scheduler(str(tr.scheduler), optimizer, num_warmup_steps=warmup,
                                   num_training_steps=run.total_steps)
+    # the scheduler is not prepared: accelerate would step it num_processes times per step
     run.model, run.optimizer = accelerator.prepare(run.model, optimizer)
-    # not prepared: accelerate would step it num_processes times per step
-    accelerator.register_for_checkpointing(run.scheduler)
 
 
 def _initial_state(run: Run, resume_from: Path | None, resolved: dict) -> None:
@@ -198,7 +197,8 @@ def _initial_state(run: Run, resume_from: Path | None, resolved: dict) -> None:
         "wandb_id": None, "config_digest": digest,
     }
     if resume_from is not None:
-        saved = ckpt.load_last(run.accelerator, resume_from)
+        saved = ckpt.load_last(run.accelerator, resume_from, model=run.model, optimizer=run.optimizer,
+                               scheduler=run.scheduler)
         if saved.get("config_digest") != digest:
             log.message("the checkpoint was written with different data/model/heads/trainer settings",
                         level="warning", checkpoint=str(resume_from))
@@ -262,7 +262,8 @@ def _step_loop(run: Run) -> None:
         if last or stop:
             state["finished"] = True
         if (ckpt_every and step % ckpt_every == 0) or state["finished"]:
-            ckpt.save_last(run.accelerator, run.out_dir, state)
+            ckpt.save_last(run.accelerator, run.out_dir, state, model=run.model, optimizer=run.optimizer,
+                           scheduler=run.scheduler)
     log.close_progress()
 
 
