@@ -6,6 +6,7 @@ included), through the Composer; these commands pass none of their own.
 Which model: `--model DIR|ARCHIVE.mar`; without it, $BIASCARD_MODEL; without that, the most
 recently written `outputs/**/model` dir (the training loop's final model) under the working
 directory. The chosen model is printed on stderr; no model at all is an error.
+`predict` (resumable, with a progress bar) lives in serve/predict_command.py.
 """
 from __future__ import annotations
 
@@ -63,8 +64,10 @@ def add_card_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_card(args) -> int:
     from biascard.compose.settings import serve_config
+
     from .handler import render
     from .inputs import InputError, article_from_body
+    from .predict_command import check_encodable
 
     max_chars = serve_config()["max_chars"]
     if args.file == "-":
@@ -74,22 +77,29 @@ def run_card(args) -> int:
     ctype = "application/json" if str(args.file).endswith(".json") else "text/plain"
     try:
         article = article_from_body(data, ctype, max_chars)
+        for key in ("title", "source", "id"):
+            if getattr(args, key):
+                setattr(article, key, getattr(args, key))
+        check_encodable(article)  # a lone surrogate would fail deep in the tokenizer
     except InputError as e:
         print(f"biascard: error: {where}: {e.message}" + (f" (field {e.field})" if e.field else ""), file=sys.stderr)
         return 2
-    for key in ("title", "source", "id"):
-        if getattr(args, key):
-            setattr(article, key, getattr(args, key))
     with _service(args) as service:
         (card,) = service.compose([article])
     if isinstance(card, BaseException):
         raise card
     out = render(card, args.format)
     text = json.dumps(out, indent=1, ensure_ascii=False) if args.format == "json" else out
+    text += "" if text.endswith("\n") else "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a backstop: the checks above should have caught it
+        print(f"biascard: error: {where}: the card is not valid UTF-8 ({e.reason}); nothing written", file=sys.stderr)
+        return 2
     if args.output:
-        Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""), encoding="utf-8")
+        Path(args.output).write_bytes(data)
     else:
-        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+        sys.stdout.write(text)
     return 0
 
 
@@ -97,81 +107,16 @@ def run_card(args) -> int:
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "A card for every line of a JSONL file. Each line: {\"id\", \"text\", \"title\"?, \"source\"?}; "
-        "each output line is the card, carrying the input's id (the line number when it has none). "
-        "A bad line is reported with its number on stderr and skipped; the exit code is 1 if any was."
-    )
+    from .predict_command import add_arguments
+
     _model_arg(p)
-    p.add_argument("--input", required=True, help="input JSONL (- for stdin)")
-    p.add_argument("--output", required=True, help="output JSONL of cards")
-    p.add_argument("--batch-size", type=int, default=8, help="articles per composed inference (default 8)")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad line (exit 2)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_arguments(p)
 
 
 def run_predict(args) -> int:
-    from tqdm import tqdm
+    from .predict_command import run
 
-    from biascard.compose.settings import serve_config
-    from .inputs import InputError, article_from_obj, parse_json
-
-    max_chars = serve_config()["max_chars"]
-    src = sys.stdin if args.input == "-" else open(args.input, "rb")
-    name = "stdin" if args.input == "-" else args.input
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
-    written = bad = 0
-    with _service(args) as service, open(args.output, "w", encoding="utf-8") as out:
-        pending: list[tuple[int, object]] = []
-
-        def flush():
-            nonlocal written, bad
-            cards = service.compose([a for _, a in pending])
-            for (line_no, _), card in zip(pending, cards):
-                if isinstance(card, BaseException):
-                    bad += 1
-                    print(f"{name}:{line_no}: card composition failed: {card}", file=sys.stderr)
-                    continue
-                out.write(json.dumps(card, ensure_ascii=False) + "\n")
-                written += 1
-            pending.clear()
-
-        bar = tqdm(desc="cards", unit="line", disable=args.no_progress, file=sys.stderr)
-        try:
-            for line_no, raw in enumerate(src, 1):
-                bar.update(1)
-                raw_bytes = raw if isinstance(raw, bytes) else raw.encode("utf-8")
-                if not raw_bytes.strip():
-                    continue  # blank lines carry nothing; they are not records
-                try:
-                    obj = parse_json(raw_bytes)
-                    if not isinstance(obj, dict):
-                        raise InputError(f"expected a JSON object with `text`, got {type(obj).__name__}")
-                    article = article_from_obj(obj, max_chars)
-                except InputError as e:
-                    bad += 1
-                    msg = f"{name}:{line_no}: {e.message}" + (f" (field {e.field})" if e.field else "")
-                    print(msg, file=sys.stderr)
-                    if args.strict:
-                        flush()
-                        print(f"stopped at line {line_no} (--strict); wrote {written} cards to {args.output}", file=sys.stderr)
-                        return 2
-                    continue
-                if article.id is None:
-                    article.id = str(line_no)
-                pending.append((line_no, article))
-                if len(pending) >= args.batch_size:
-                    flush()
-            if pending:
-                flush()
-        finally:
-            bar.close()
-            if src is not sys.stdin:
-                src.close()
-    print(f"wrote {written} cards to {args.output}; skipped {bad} bad line(s)", file=sys.stderr)
-    return 1 if bad else 0
+    return run(args, _service)
 
 
 # ---------------------------------------------------------------- archive
