@@ -15,6 +15,12 @@ SHA256SUMS guards against corruption and accidental edits, not against an attack
 rewrites it too: for that, compare the archive's own sha256 (printed by `biascard archive`)
 with `--expect-sha256` / `model_sha256`.
 Weights are safetensors only: pickle-based files are refused when packing and loading.
+The served modelVersion is always computed from the weights (model_version); MANIFEST's
+modelVersion is only a label, so a forged archive cannot keep the version it copies.
+
+A loaded .mar is extracted under $TMPDIR/biascard-archives/<pid>-<random>; the loader removes
+it when done, and every extraction first sweeps the copies of processes no longer alive
+(left by a SIGKILL or a crash).
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import logging
+import os
 import re
 import shutil
 import tempfile
@@ -31,7 +39,9 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from biascard.model import model_dir as md
-from biascard.model.model_dir import sha256_file
+from biascard.model.model_dir import sha256_file, weights_version
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "MAR-INF/MANIFEST.json"
 SUMS = "SHA256SUMS"
@@ -171,6 +181,54 @@ def _safe_member(name: str, where: str) -> str:
     return p.as_posix()
 
 
+def extract_root() -> Path:
+    return Path(tempfile.gettempdir()) / "biascard-archives"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale(root: Path | None = None) -> list[Path]:
+    """Remove extracted archives under `root` whose owning process (the name's pid) is gone."""
+    root = root or extract_root()
+    removed = []
+    if not root.is_dir():
+        return removed
+    for d in root.iterdir():
+        pid, _, _ = d.name.partition("-")
+        if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    if removed:
+        log.info("removed %d stale extracted archive(s) under %s", len(removed), root)
+    return removed
+
+
+def new_extract_dir() -> Path:
+    root = extract_root()
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_stale(root)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))  # mode 0700
+
+
+def model_version(model_dir: str | Path, manifest: dict | None) -> str:
+    """The version a model is served under: the weights' own (weights_version). An archive's
+    modelVersion that disagrees is ignored, with a warning (custom label or forgery)."""
+    version = weights_version(model_dir)
+    label = ((manifest or {}).get("model") or {}).get("modelVersion")
+    if label and label != version:
+        log.warning("%s: MANIFEST modelVersion %r is not the weights' %s; serving as %s",
+                    model_dir, label, version, version)
+    return version
+
+
 def read_manifest(path: str | Path) -> dict:
     with zipfile.ZipFile(path) as z:
         return json.loads(z.read(MANIFEST))
@@ -206,7 +264,7 @@ def extract_archive(path: str | Path, dest: str | Path | None = None, *, expect_
         missing = sorted(set(sums) - set(names))
         if missing:
             raise ArchiveError(f"{where}: {missing[0]} is listed in {SUMS} but missing")
-        dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="biascard-mar-"))
+        dest = Path(dest) if dest else new_extract_dir()
         dest.mkdir(parents=True, exist_ok=True)
         try:
             for name in names:

@@ -60,10 +60,9 @@ class BiasCardHandler:
         self._formats: list[str] = []
 
     def initialize(self, context) -> None:
-        from .archive import read_model_config, verify_dir
+        from .archive import model_version, read_model_config, verify_dir
         from biascard.compose.composer import Composer
         from biascard.compose.settings import serve_config
-        from biascard.model.model_dir import weights_version
 
         self.context = context
         model_dir = Path(context.system_properties["model_dir"])
@@ -74,7 +73,7 @@ class BiasCardHandler:
         self.max_chars = int(handler_cfg.get("max_chars") or serve_config()["max_chars"])
         model_info = manifest.get("model") or {}
         name = getattr(context, "model_name", None) or model_info.get("modelName") or "biascard"
-        version = model_info.get("modelVersion") or weights_version(model_dir)
+        version = model_version(model_dir, manifest)  # the weights', never only the manifest's
         self.composer = Composer.from_model_dir(model_dir, handler_cfg.get("composer"), name=name, version=version)
         self.initialized = True
 

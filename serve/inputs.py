@@ -6,11 +6,15 @@ entry point accepts the same inputs and rejects bad ones with the same message.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from biascard.compose.article import Article
 
 FIELDS = ("text", "title", "source", "id")
+RENDERINGS = ("json", "text", "html")  # handler.FORMATS' keys (handler imports this module)
+# json.loads keeps a "\\ud800" escape without its partner as is; such a str cannot be encoded
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -29,6 +33,12 @@ class InputError(ValueError):
         return out
 
 
+def check_surrogates(value: str, name: str, field: str) -> None:
+    m = SURROGATE.search(value)
+    if m:
+        raise InputError(f"{name} contains an unpaired surrogate at character {m.start()}", field)
+
+
 def _optional_str(obj: dict, key: str, where: str, max_chars: int) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -39,6 +49,7 @@ def _optional_str(obj: dict, key: str, where: str, max_chars: int) -> str | None
         raise InputError(f"{key} must be a string, got {type(value).__name__}", f"{where}{key}")
     if len(value) > max_chars:
         raise InputError(f"{key} is longer than {max_chars} characters", f"{where}{key}", 413)
+    check_surrogates(value, key, f"{where}{key}")
     return value
 
 
@@ -47,6 +58,7 @@ def check_text(text: Any, max_chars: int, field: str = "text") -> str:
         raise InputError(f"text must be a string, got {type(text).__name__}", field)
     if "\x00" in text:
         raise InputError("text contains a NUL character", field)
+    check_surrogates(text, "text", field)
     if not text.strip():
         raise InputError("text is empty", field)
     if len(text) > max_chars:
@@ -71,8 +83,16 @@ def article_from_obj(obj: Any, max_chars: int, where: str = "") -> Article:
         title=_optional_str(obj, "title", where, max_chars),
         source=_optional_str(obj, "source", where, max_chars),
         id=_optional_str(obj, "id", where, max_chars),
-        format=_optional_str(obj, "format", where, max_chars),
+        format=_format(obj, where),
     )
+
+
+def _format(obj: dict, where: str) -> str | None:
+    # checked here, not only where it is used: a bad "format" is refused even when ?format= wins
+    fmt = obj.get("format")
+    if fmt is not None and fmt not in RENDERINGS:
+        raise InputError(f"format must be one of {sorted(RENDERINGS)}, got {str(fmt)[:40]!r}", f"{where}format")
+    return fmt
 
 
 def decode_utf8(body: bytes, field: str = "body") -> str:
@@ -87,20 +107,58 @@ def parse_json(body: bytes | str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}", "body") from None
+        # some of json's messages end in "at" ("Invalid control character at"): no doubled word
+        msg = e.msg[:-3] if e.msg.endswith(" at") else e.msg
+        raise InputError(f"malformed JSON: {msg} at line {e.lineno} column {e.colno}", "body") from None
     except RecursionError:
         raise InputError("malformed JSON: nested too deeply", "body") from None
 
 
-def article_from_body(body: bytes, content_type: str | None, max_chars: int) -> Article:
-    """An HTTP body: JSON when the content type says so (or it looks like an object), else raw text."""
+def _json_article(text: str) -> bool:
+    """Whether raw text is really a JSON article object sent under the wrong content type."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and "text" in obj
+
+
+def article_from_body(body: bytes, content_type: str | None, max_chars: int, *, strict_type: bool = False) -> Article:
+    """An HTTP body: JSON when the content type says so (or it looks like an object), else raw text.
+
+    strict_type: a JSON object with `text` under a non-JSON content type is refused (415)
+    rather than scored as an article that reads `{"text": ...`."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype == "application/json" or ctype.endswith("+json"):
         return article_from_obj(parse_json(body), max_chars)
     text = decode_utf8(body)
     if not ctype and text.lstrip().startswith("{"):
         return article_from_obj(parse_json(text), max_chars)
+    if strict_type and _json_article(text):
+        raise InputError(f"the body is a JSON object with `text` but the Content-Type is {ctype!r}; "
+                         "send it as application/json (or send the article as plain text)", "Content-Type", 415)
     return Article(text=check_text(text, max_chars))
+
+
+def instances_from_payload(payload: Any, max_chars: int, max_instances: int) -> list[Article | InputError]:
+    """KServe v1 {"instances": [article | text, ...]}: an Article or the InputError of each
+    instance (a bad instance fails alone); a body that is not such an object raises."""
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InputError("expected an object with `instances`", "instances")
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InputError("instances must be a non-empty list", "instances")
+    if len(instances) > max_instances:
+        raise InputError(f"{len(instances)} instances; the limit is {max_instances}", "instances", 413)
+    out: list[Article | InputError] = []
+    for i, x in enumerate(instances):
+        try:
+            out.append(article_from_obj(x, max_chars, f"instances[{i}]."))
+        except InputError as e:
+            out.append(e)
+    return out
 
 
 def article_from_torchserve(item: Any, max_chars: int) -> Article:

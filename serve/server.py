@@ -11,11 +11,13 @@ Routes
   GET  /metrics                      Prometheus text format
   GET  /docs, /openapi.json          OpenAPI
 Errors are JSON {"error": ..., "field"?: ...}; client mistakes are 4xx, never 5xx.
+API key, Host allow-list, body timeout and TLS: serve/security.py.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,18 +28,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import Batcher, QueueFull
 from .handler import FORMATS, format_from_accept, render
-from .inputs import Article, InputError, article_from_body, article_from_obj, parse_json
+from .inputs import Article, InputError, article_from_body, instances_from_payload, parse_json
 from .metrics import Metrics, MetricsMiddleware
+from .security import SecurityMiddleware, allowed_hosts, api_key, check_bind, uvicorn_options
 
 log = logging.getLogger("biascard.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def error(status: int, message: str, field: str | None = None) -> JSONResponse:
+RETRY_AFTER_S = 1  # a full queue drains in about a batch's time
+
+
+def error(status: int, message: str, field: str | None = None, headers: Mapping | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if field is not None:
         body["field"] = field
-    return JSONResponse(body, status_code=status)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -79,14 +87,18 @@ def respond(card: dict, fmt: str) -> Response:
     return PlainTextResponse(body)
 
 
+# text the server accepts: a character str.strip() keeps, no NUL (lone surrogates are refused
+# too). Spelled out: str.strip()'s whitespace differs from both Python's and ECMA's \\s.
+_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+TEXT_SCHEMA = {"type": "string", "minLength": 1, "pattern": f"^[^\\x00]*[^\\x00{_SPACE}][^\\x00]*$"}
 ARTICLE_SCHEMA = {
     "type": "object",
     "required": ["text"],
     "properties": {
-        "text": {"type": "string", "description": "the article body; evidence offsets index it (Unicode code points)"},
+        "text": {**TEXT_SCHEMA, "description": "the article body; evidence offsets index it (Unicode code points)"},
         "title": {"type": ["string", "null"]},
         "source": {"type": ["string", "null"], "description": "outlet or domain"},
-        "id": {"type": ["string", "null"], "description": "copied to the card"},
+        "id": {"type": ["string", "number", "null"], "description": "copied to the card (a number as text)"},
         "format": {"type": ["string", "null"], "enum": ["json", "text", "html", None],
                    "description": "rendering (POST /predictions only); ?format= wins"},
     },
@@ -99,7 +111,10 @@ ERROR_SCHEMA = {
 
 
 def _error_responses(*codes: int) -> dict:
-    text = {400: "bad input", 404: "unknown model", 413: "body or text too large", 503: "queue full"}
+    text = {400: "bad input (or a Host header that is not allowed)", 401: "API key missing or wrong (api_key set)",
+            404: "unknown model", 408: "the body did not arrive within body_timeout_s",
+            413: "body or text too large", 415: "a JSON article sent under a non-JSON Content-Type",
+            500: "card composition failed", 503: "queue full; see Retry-After"}
     return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for c in codes}
 
 
@@ -124,17 +139,31 @@ class Cards:
         if model != name:
             raise InputError(f"unknown model {model[:100]!r}; this server serves {name!r}", "model", 404)
 
-    async def instances(self, request: Request) -> list[Article]:
-        """The articles of a KServe v1 body, {"instances": [article | text, ...]}."""
+    async def instances(self, request: Request) -> list[Article | InputError]:
+        """The articles of a KServe v1 body, {"instances": [article | text, ...]}, each an
+        Article or the InputError of that instance."""
         payload = parse_json(await read_body(request, self.max_body))
-        if not isinstance(payload, dict) or "instances" not in payload:
-            raise InputError("expected an object with `instances`", "instances")
-        instances = payload["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise InputError("instances must be a non-empty list", "instances")
-        if len(instances) > self.max_instances:
-            raise InputError(f"{len(instances)} instances; the limit is {self.max_instances}", "instances", 413)
-        return [article_from_obj(x, self.max_chars, f"instances[{i}].") for i, x in enumerate(instances)]
+        return instances_from_payload(payload, self.max_chars, self.max_instances)
+
+    async def predictions(self, items: list[Article | InputError]) -> JSONResponse:
+        """{"predictions": [card | error object, ...]}: 200 when every instance has a card;
+        else the first failure's status, its error and field, and still every other card."""
+        cards = iter(await self.compose([a for a in items if isinstance(a, Article)]))
+        out, failures = [], []
+        for i, item in enumerate(items):
+            result = next(cards) if isinstance(item, Article) else item
+            if isinstance(result, BaseException) and not isinstance(result, InputError):
+                log.error("composition failed: %r", result)
+                result = InputError("card composition failed", f"instances[{i}]", 500)
+            if isinstance(result, InputError):
+                failures.append(result)
+                result = result.to_dict()
+            out.append(result)
+        if not failures:
+            return JSONResponse({"predictions": out})
+        first = failures[0]
+        return JSONResponse({"error": f"{len(failures)} of {len(out)} instances failed; first: {first.message}",
+                             "field": first.field, "predictions": out}, status_code=first.status)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -142,11 +171,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)  # 405 keeps its Allow
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError):
-        return error(exc.status, exc.message, exc.field)
+        # after a body timeout the rest of the body may still come: do not reuse the connection
+        return error(exc.status, exc.message, exc.field, {"Connection": "close"} if exc.status == 408 else None)
 
 
 def add_model_routes(app: FastAPI, cards: Cards) -> None:
@@ -156,11 +186,11 @@ def add_model_routes(app: FastAPI, cards: Cards) -> None:
     async def ping():
         return {"status": "Healthy"}
 
-    @app.get("/models", summary="The served model")
+    @app.get("/models", summary="The served model", responses=_error_responses(401))
     async def models():
         return {"models": [service.info()]}
 
-    @app.get("/v1/models/{model}", summary="KServe v1 model readiness")
+    @app.get("/v1/models/{model}", summary="KServe v1 model readiness", responses=_error_responses(401, 404))
     async def kserve_ready(model: str):
         cards.check_model(model)
         return {"name": service.name, "ready": True}
@@ -171,37 +201,58 @@ PREDICTION_DOC = {
     "response_model": None,
     "responses": {200: {"description": "the card (JSON, text layout or HTML page)",
                         "content": {"application/json": {}, "text/plain": {}, "text/html": {}}},
-                  **_error_responses(400, 404, 413, 503)},
+                  **_error_responses(400, 401, 404, 408, 413, 415, 500, 503)},
     "openapi_extra": {
         "parameters": [{"name": "format", "in": "query", "required": False,
                         "schema": {"type": "string", "enum": sorted(FORMATS)}}],
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": ARTICLE_SCHEMA},
-            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"oneOf": [ARTICLE_SCHEMA, TEXT_SCHEMA]}},  # a JSON string is the text
+            "text/plain": {"schema": TEXT_SCHEMA},
         }},
     },
 }
 KSERVE_PREDICT_DOC = {
     "summary": "KServe v1 predict: cards for a list of articles",
+    "description": "A bad instance fails alone: the answer then has the first failure's status, "
+                   "`error` and `field` (instances[i]...), and `predictions` with every other card and "
+                   "an error object in place of each failed instance.",
     "response_model": None,
-    "responses": _error_responses(400, 404, 413, 503),
+    "responses": {200: {"description": "a card per instance", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["predictions"], "properties": {"predictions": {"type": "array"}}}}}},
+                  **_error_responses(400, 401, 404, 408, 413, 500, 503)},
     "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object",
         "required": ["instances"],
-        "properties": {"instances": {"type": "array", "items": {"oneOf": [ARTICLE_SCHEMA, {"type": "string"}]}}},
+        "properties": {"instances": {"type": "array", "minItems": 1,
+                                     "items": {"oneOf": [ARTICLE_SCHEMA, TEXT_SCHEMA]}}},
     }}}}},
 }
 
 
+def with_limits(doc: Any, max_chars: int, max_instances: int) -> Any:
+    """A copy of a route doc whose text and instances schemas carry this server's limits."""
+    if isinstance(doc, list):
+        return [with_limits(x, max_chars, max_instances) for x in doc]
+    if not isinstance(doc, dict):
+        return doc
+    out = {k: with_limits(v, max_chars, max_instances) for k, v in doc.items()}
+    if out.get("pattern") == TEXT_SCHEMA["pattern"]:
+        out["maxLength"] = max_chars
+    if "minItems" in out:
+        out["maxItems"] = max_instances
+    return out
+
+
 def add_prediction_routes(app: FastAPI, cards: Cards) -> None:
     """POST /predictions/{model} (one article, any rendering) and the KServe v1 predict route."""
+    limits = (cards.max_chars, cards.max_instances)
 
-    @app.post("/predictions/{model}", **PREDICTION_DOC)
+    @app.post("/predictions/{model}", **with_limits(PREDICTION_DOC, *limits))
     async def predictions(model: str, request: Request):
         cards.check_model(model)
         choose_format(request)  # a bad ?format= is refused before the body is read
         body = await read_body(request, cards.max_body)
-        article = article_from_body(body, request.headers.get("content-type"), cards.max_chars)
+        article = article_from_body(body, request.headers.get("content-type"), cards.max_chars, strict_type=True)
         fmt = choose_format(request, article.format)
         (card,) = await cards.compose([article])
         if isinstance(card, BaseException):
@@ -209,19 +260,15 @@ def add_prediction_routes(app: FastAPI, cards: Cards) -> None:
             return error(500, "card composition failed")
         return respond(card, fmt)
 
-    @app.post("/v1/models/{model}:predict", **KSERVE_PREDICT_DOC)
+    @app.post("/v1/models/{model}:predict", **with_limits(KSERVE_PREDICT_DOC, *limits))
     async def kserve_predict(model: str, request: Request):
         cards.check_model(model)
-        results = await cards.compose(await cards.instances(request))
-        for c in results:
-            if isinstance(c, BaseException):
-                log.error("composition failed: %r", c)
-                return error(500, "card composition failed")
-        return {"predictions": results}
+        return await cards.predictions(await cards.instances(request))
 
 
 def add_page_and_metrics(app: FastAPI, metrics: Metrics) -> None:
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+             responses=_error_responses(401))
     async def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -256,10 +303,14 @@ def create_app(service, cfg: Mapping) -> FastAPI:
     app.state.metrics, app.state.batcher, app.state.service = metrics, batcher, service
     cards = Cards(service, batcher, cfg)
     add_error_handlers(app)
-    add_model_routes(app, cards)
+    # predictions first: `{model}` also matches "x:predict", and the first route whose path
+    # matches decides the Allow header of a 405
     add_prediction_routes(app, cards)
+    add_model_routes(app, cards)
     add_page_and_metrics(app, metrics)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityMiddleware, hosts=allowed_hosts(cfg), key=api_key(cfg),
+                       body_timeout=cfg.get("body_timeout_s"))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: refusals are counted too
     return app
 
 
@@ -291,11 +342,28 @@ def open_service(cfg: Mapping):
                         expect_sha256=cfg.get("model_sha256"), threads=cfg.get("threads"))
 
 
+def _exit_on_signal(signum, frame):
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit (not the
+    # default handler) lets `with open_service(...)` remove the extracted archive
+    raise SystemExit(128 + signum)
+
+
 def serve(cfg: Mapping) -> None:
     """Load the model and run uvicorn until interrupted."""
     import uvicorn
 
-    with open_service(cfg) as service:
-        app = create_app(service, cfg)
-        log.info("serving %s (%s) at http://%s:%s/", service.name, service.version, cfg["host"], cfg["port"])
-        uvicorn.run(app, host=cfg["host"], port=int(cfg["port"]), log_level=cfg.get("log_level", "info"))
+    check_bind(cfg)
+    options = uvicorn_options(cfg)  # bad TLS settings fail before the model loads
+    if Path(str(cfg.get("model_path") or "")).is_file() and not cfg.get("model_sha256"):
+        log.warning("no model_sha256 pin for %s: SHA256SUMS inside catches corruption, not a forged archive "
+                    "(pin the sha256 that `biascard archive` printed)", cfg["model_path"])
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        with open_service(cfg) as service:
+            app = create_app(service, cfg)
+            scheme = "https" if "ssl_certfile" in options else "http"
+            log.info("serving %s (%s) at %s://%s:%s/", service.name, service.version, scheme, cfg["host"], cfg["port"])
+            uvicorn.run(app, host=cfg["host"], port=int(cfg["port"]), log_level=cfg.get("log_level", "info"),
+                        **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

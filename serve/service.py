@@ -5,14 +5,14 @@ a model the same way as the TorchServe handler does (archive modelName and model
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from .archive import read_model_config, resolve_model
+from .archive import model_version, read_model_config, resolve_model
 from biascard.compose.composer import Composer
-from biascard.model.model_dir import weights_version
 from .handler import compose_each
 from .inputs import Article
 
@@ -33,10 +33,12 @@ class ModelService:
             torch.set_num_threads(int(threads))
         self.path = Path(model_path)
         self.model_dir, manifest, self._tmp = resolve_model(self.path, expect_sha256=expect_sha256)
+        if self._tmp:
+            atexit.register(self.close)  # an exit without close() still removes the extraction
         try:
             info = (manifest or {}).get("model") or {}
             self.name = name or info.get("modelName") or "biascard"
-            self.version = info.get("modelVersion") or weights_version(self.model_dir)
+            self.version = model_version(self.model_dir, manifest)
             # an archive's model-config.yaml may carry composer settings for the handler;
             # the caller's settings win over them, as in TorchServe
             handler_cfg = read_model_config(self.model_dir).get("handler") or {}
@@ -70,6 +72,7 @@ class ModelService:
         if getattr(self, "_tmp", None):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+            atexit.unregister(self.close)
 
     def __enter__(self):
         return self

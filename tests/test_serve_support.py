@@ -92,17 +92,21 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """uvicorn in a thread on 127.0.0.1, serving create_app(service, cfg)."""
+    """uvicorn in a thread on 127.0.0.1, serving create_app(service, cfg) with the uvicorn
+    options `biascard serve` derives from cfg (TLS, the JSON 400 protocol)."""
 
     def __init__(self, service, cfg: dict):
         import uvicorn
 
+        from biascard.serve.security import uvicorn_options
         from biascard.serve.server import create_app
 
         self.app = create_app(service, cfg)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        options = uvicorn_options(cfg)
+        self.url = f"{'https' if 'ssl_certfile' in options else 'http'}://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                                **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

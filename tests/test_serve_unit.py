@@ -436,10 +436,10 @@ def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path, monkeypatch, caps
         assert line in r.stderr
     assert "wrote 2 cards" in r.stderr and "skipped 4 bad line(s)" in r.stderr
     cards = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [c["id"] for c in cards] == ["a", "5"]
+    assert [c["id"] for c in cards] == ["a", "line:5"]  # no id: its line number, never a bare number
     for c in cards:
         validate(c)
-    strict = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--strict", "--no-progress"], tmp_path, monkeypatch, capsys)
+    strict = _run(["predict", "--model", str(tiny_archive), "--input", str(src), "--output", str(out), "--strict", "--overwrite", "--no-progress"], tmp_path, monkeypatch, capsys)
     assert strict.returncode == 2 and "stopped at line 2" in strict.stderr
 
 
