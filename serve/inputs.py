@@ -6,11 +6,13 @@ entry point accepts the same inputs and rejects bad ones with the same message.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 from biascard.compose.article import Article
 
+log = logging.getLogger("biascard.serve")
 FIELDS = ("text", "title", "source", "id")
 RENDERINGS = ("json", "text", "html")  # handler.FORMATS' keys (handler imports this module)
 # json.loads keeps a "\\ud800" escape without its partner as is; such a str cannot be encoded
@@ -180,3 +182,26 @@ def article_from_torchserve(item: Any, max_chars: int) -> Article:
             return article_from_obj(parse_json(payload), max_chars)
         return Article(text=check_text(payload, max_chars))
     return article_from_obj(payload, max_chars)
+
+
+def mixed_predictions(items: list[Article | InputError], results: list[Any]) -> tuple[dict, int]:
+    """The KServe v1 answer and its status for `items` (an Article or the InputError of each
+    instance) and `results` (a card or exception per Article, in order): 200 when every
+    instance has a card; else the first failure's status, its error and field, and still
+    every other card with an error object in place of each failed instance."""
+    cards = iter(results)
+    out, failures = [], []
+    for i, item in enumerate(items):
+        result = next(cards) if isinstance(item, Article) else item
+        if isinstance(result, BaseException) and not isinstance(result, InputError):
+            log.error("composition failed: %r", result)
+            result = InputError("card composition failed", f"instances[{i}]", 500)
+        if isinstance(result, InputError):
+            failures.append(result)
+            result = result.to_dict()
+        out.append(result)
+    if not failures:
+        return {"predictions": out}, 200
+    first = failures[0]
+    return ({"error": f"{len(failures)} of {len(out)} instances failed; first: {first.message}",
+             "field": first.field, "predictions": out}, first.status)

@@ -4,10 +4,13 @@
 
 KServe calls `load()` once and `predict(payload, headers)` per request; payloads follow the
 v1 protocol, {"instances": [article, ...]} → {"predictions": [card, ...]}, where an article
-is a string or {"text", "title"?, "source"?, "id"?}. A bad instance raises kserve's
-InvalidInput (a 400 naming `instances[i].field`). kserve is imported only when a model is
-built, so this module imports without it. Our own server (`biascard serve`) speaks the same
-v1 route, POST /v1/models/{name}:predict, without kserve installed.
+is a string or {"text", "title"?, "source"?, "id"?}. A bad instance fails alone, as on our
+server's route: the answer then also has `error` and `field` (the first failure's, e.g.
+`instances[1].text`) and an error object in place of each failed instance (KServe answers
+it with 200: a custom model cannot set the status). A body without `instances`, too many
+instances or tokens (max_request_tokens) raises InvalidInput (400). kserve is imported only
+when a model is built, so this module imports without it. Our own server (`biascard serve`)
+speaks the same v1 route, POST /v1/models/{name}:predict, without kserve installed.
 """
 from __future__ import annotations
 
@@ -15,16 +18,21 @@ import argparse
 from typing import Any
 
 
-def build_model(name: str, model_path: str, *, composer: dict | None = None, max_chars: int | None = None):
+def build_model(name: str, model_path: str, *, composer: dict | None = None, max_chars: int | None = None,
+                max_request_tokens: int | None = None):
     """A `kserve.Model` subclass instance serving `model_path` (a model dir or .mar) as `name`."""
     import kserve  # heavy optional dependency: imported here, not at module import
     from kserve.errors import InvalidInput
 
     from biascard.compose.settings import serve_config
-    from .inputs import InputError, article_from_obj
+    from .budget import TokenBudget
+    from .inputs import Article, InputError, instances_from_payload, mixed_predictions
     from .service import ModelService
 
-    limit = int(max_chars or serve_config()["max_chars"])
+    defaults = serve_config()
+    limit = int(max_chars or defaults["max_chars"])
+    max_instances = int(defaults["max_instances"])
+    max_tokens = max_request_tokens or defaults.get("max_request_tokens")
 
     class BiasCardKServeModel(kserve.Model):
         def __init__(self):
@@ -38,17 +46,14 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
             return self.ready
 
         def predict(self, payload: Any, headers: dict | None = None) -> dict:
-            if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list) or not payload["instances"]:
-                raise InvalidInput("expected {\"instances\": [article, ...]} with at least one article")
             try:
-                articles = [article_from_obj(x, limit, f"instances[{i}].") for i, x in enumerate(payload["instances"])]
+                items = instances_from_payload(payload, limit, max_instances)
+                articles = [a for a in items if isinstance(a, Article)]
+                TokenBudget(self.service.composer.tokenizer, max_tokens).costs(articles, "instances")
             except InputError as e:
                 raise InvalidInput(f"{e.field}: {e.message}" if e.field else e.message) from None
-            cards = self.service.compose(articles)
-            for c in cards:
-                if isinstance(c, BaseException):
-                    raise c
-            return {"predictions": cards}
+            body, _ = mixed_predictions(items, self.service.compose(articles))
+            return body
 
     return BiasCardKServeModel()
 

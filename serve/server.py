@@ -15,6 +15,7 @@ API key, Host allow-list, body timeout and TLS: serve/security.py.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -27,8 +28,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import Batcher, QueueFull
+from .budget import ClientGone, TokenBudget, bounded
 from .handler import FORMATS, format_from_accept, render
-from .inputs import Article, InputError, article_from_body, instances_from_payload, parse_json
+from .inputs import Article, InputError, article_from_body, instances_from_payload, mixed_predictions, parse_json
 from .metrics import Metrics, MetricsMiddleware
 from .security import SecurityMiddleware, allowed_hosts, api_key, check_bind, uvicorn_options
 
@@ -113,8 +115,9 @@ ERROR_SCHEMA = {
 def _error_responses(*codes: int) -> dict:
     text = {400: "bad input (or a Host header that is not allowed)", 401: "API key missing or wrong (api_key set)",
             404: "unknown model", 408: "the body did not arrive within body_timeout_s",
-            413: "body or text too large", 415: "a JSON article sent under a non-JSON Content-Type",
-            500: "card composition failed", 503: "queue full; see Retry-After"}
+            413: "body, text or tokens (max_request_tokens) too large",
+            415: "a JSON article sent under a non-JSON Content-Type",
+            500: "card composition failed", 503: "queue full or request_timeout_s passed; see Retry-After"}
     return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR_SCHEMA}}} for c in codes}
 
 
@@ -127,10 +130,16 @@ class Cards:
         self.max_body = int(cfg.get("max_body_bytes", 1 << 20))
         self.max_chars = int(cfg.get("max_chars", 100_000))
         self.max_instances = int(cfg.get("max_instances", 32))
+        self.timeout = float(cfg["request_timeout_s"]) if cfg.get("request_timeout_s") else None
+        tokenizer = getattr(getattr(service, "composer", None), "tokenizer", None)
+        self.budget = TokenBudget(tokenizer, cfg.get("max_request_tokens"))
 
-    async def compose(self, articles: list[Article]) -> list[Any]:
+    async def compose(self, request: Request, articles: list[Article], field: str) -> list[Any]:
+        """Cards for `articles`: over the token budget 413 before any work; then queued, within
+        request_timeout_s, and dropped from the queue if the client goes away."""
+        costs = await asyncio.to_thread(self.budget.costs, articles, field)  # ~40 ms per 100k chars: off the loop
         try:
-            return await self.batcher.submit_many(articles)
+            return await bounded(self.batcher.submit_many(articles, costs), request, self.timeout)
         except QueueFull:
             raise InputError("server busy: too many queued articles, retry later", None, 503) from None
 
@@ -145,25 +154,12 @@ class Cards:
         payload = parse_json(await read_body(request, self.max_body))
         return instances_from_payload(payload, self.max_chars, self.max_instances)
 
-    async def predictions(self, items: list[Article | InputError]) -> JSONResponse:
-        """{"predictions": [card | error object, ...]}: 200 when every instance has a card;
-        else the first failure's status, its error and field, and still every other card."""
-        cards = iter(await self.compose([a for a in items if isinstance(a, Article)]))
-        out, failures = [], []
-        for i, item in enumerate(items):
-            result = next(cards) if isinstance(item, Article) else item
-            if isinstance(result, BaseException) and not isinstance(result, InputError):
-                log.error("composition failed: %r", result)
-                result = InputError("card composition failed", f"instances[{i}]", 500)
-            if isinstance(result, InputError):
-                failures.append(result)
-                result = result.to_dict()
-            out.append(result)
-        if not failures:
-            return JSONResponse({"predictions": out})
-        first = failures[0]
-        return JSONResponse({"error": f"{len(failures)} of {len(out)} instances failed; first: {first.message}",
-                             "field": first.field, "predictions": out}, status_code=first.status)
+    async def predictions(self, request: Request, items: list[Article | InputError]) -> JSONResponse:
+        """{"predictions": [card | error object, ...]} (inputs.mixed_predictions); the token
+        budget covers every instance of the request."""
+        articles = [a for a in items if isinstance(a, Article)]
+        body, status = mixed_predictions(items, await self.compose(request, articles, "instances"))
+        return JSONResponse(body, status_code=status)
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -177,6 +173,10 @@ def add_error_handlers(app: FastAPI) -> None:
     async def input_error(request: Request, exc: InputError):
         # after a body timeout the rest of the body may still come: do not reuse the connection
         return error(exc.status, exc.message, exc.field, {"Connection": "close"} if exc.status == 408 else None)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone):
+        return error(499, "client closed the request")  # nginx's code; nobody reads it
 
 
 def add_model_routes(app: FastAPI, cards: Cards) -> None:
@@ -254,7 +254,7 @@ def add_prediction_routes(app: FastAPI, cards: Cards) -> None:
         body = await read_body(request, cards.max_body)
         article = article_from_body(body, request.headers.get("content-type"), cards.max_chars, strict_type=True)
         fmt = choose_format(request, article.format)
-        (card,) = await cards.compose([article])
+        (card,) = await cards.compose(request, [article], "text")
         if isinstance(card, BaseException):
             log.error("composition failed: %r", card)
             return error(500, "card composition failed")
@@ -263,7 +263,7 @@ def add_prediction_routes(app: FastAPI, cards: Cards) -> None:
     @app.post("/v1/models/{model}:predict", **with_limits(KSERVE_PREDICT_DOC, *limits))
     async def kserve_predict(model: str, request: Request):
         cards.check_model(model)
-        return await cards.predictions(await cards.instances(request))
+        return await cards.predictions(request, await cards.instances(request))
 
 
 def add_page_and_metrics(app: FastAPI, metrics: Metrics) -> None:
@@ -283,7 +283,7 @@ def create_app(service, cfg: Mapping) -> FastAPI:
     """`service`: a ModelService (or anything with name, version, info(), compose(articles))."""
     metrics = Metrics()
     batcher = Batcher(service.compose, cfg.get("max_batch_size", 8), cfg.get("max_batch_delay_ms", 20) / 1000.0,
-                      cfg.get("max_queue", 256), metrics)
+                      cfg.get("max_queue", 256), metrics, cfg.get("max_batch_tokens"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
