@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
 import time
 
@@ -18,6 +17,7 @@ from test_serve_support import (  # noqa: F401 - fixtures
     ARTICLE,
     LiveServer,
     close_cards,
+    kserve_stand_in,
     server_cfg,
     tiny_archive,
     tiny_model,
@@ -214,25 +214,6 @@ def test_small_request_overtakes_a_big_one_on_the_server(service):
 
 
 # ---------------------------------------------------------------- 5. the KServe adapter
-
-
-@pytest.fixture()
-def kserve_stand_in(monkeypatch):
-    """kserve is an optional heavy extra: a stand-in with the two names the adapter uses."""
-    import types
-
-    class Model:
-        def __init__(self, name):
-            self.name = name
-
-    class InvalidInput(Exception):
-        pass
-
-    fake, errors = types.ModuleType("kserve"), types.ModuleType("kserve.errors")
-    fake.Model, errors.InvalidInput, fake.errors = Model, InvalidInput, errors
-    monkeypatch.setitem(sys.modules, "kserve", fake)
-    monkeypatch.setitem(sys.modules, "kserve.errors", errors)
-    return InvalidInput
 
 
 def test_kserve_adapter_bad_instance_fails_alone(tiny_archive, kserve_stand_in, service):

@@ -16,7 +16,7 @@ from biascard.serve.archive import ArchiveError, extract_archive, resolve_model,
 from biascard.compose.article import Article
 from biascard.compose.sentences import split_sentences
 
-from test_serve_support import ARTICLE, tiny_archive, tiny_model  # noqa: F401 - fixtures
+from test_serve_support import ARTICLE, kserve_stand_in, tiny_archive, tiny_model  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -480,25 +480,22 @@ def test_cli_archive(tiny_model, tmp_path, monkeypatch, capsys):
 # ---------------------------------------------------------------- KServe adapter
 
 
-def test_kserve_adapter_with_a_stand_in_kserve(tiny_archive, monkeypatch):
+def test_kserve_model_imports_without_kserve(monkeypatch):
+    import importlib
+
+    import biascard.serve.kserve_model as module
+
+    monkeypatch.setitem(sys.modules, "kserve", None)  # `import kserve` now raises ImportError
+    importlib.reload(module)
+
+
+def test_kserve_adapter_with_a_stand_in_kserve(tiny_archive, kserve_stand_in):
     """kserve is an optional heavy extra; a stand-in module provides only the two names the
     adapter uses (kserve.Model, kserve.errors.InvalidInput), the product code is real."""
     import importlib
-    import types
 
-    module = importlib.import_module("biascard.serve.kserve_model")  # imports without kserve
-
-    class Model:
-        def __init__(self, name):
-            self.name = name
-
-    class InvalidInput(Exception):
-        pass
-
-    fake, errors = types.ModuleType("kserve"), types.ModuleType("kserve.errors")
-    fake.Model, errors.InvalidInput, fake.errors = Model, InvalidInput, errors
-    monkeypatch.setitem(sys.modules, "kserve", fake)
-    monkeypatch.setitem(sys.modules, "kserve.errors", errors)
+    module = importlib.import_module("biascard.serve.kserve_model")
+    InvalidInput, Model = kserve_stand_in, sys.modules["kserve"].Model
     m = module.build_model("tiny", str(tiny_archive))
     assert isinstance(m, Model) and m.name == "tiny" and m.load() and m.ready
     try:
