@@ -118,14 +118,10 @@ $(ENCODERS)/all-mpnet-base-v2/.verified: | install
 	echo "$(MPNET_SHA256)  $(ENCODERS)/all-mpnet-base-v2/model.safetensors" | sha256sum -c -
 	touch $@
 
-# import-linter reads the package from the file system; the stages live in top-level folders, so it
-# reads a view of biascard/ with the stage folders linked in, as the install maps them.
-VIEW := build/import-view
+# import-linter reads the package from the file system: biascard/data, train, eval, serve and
+# configs are links to the top-level stage folders, as the install maps them.
 lint-imports: install
-	rm -rf $(VIEW) && mkdir -p $(VIEW)/biascard
-	for f in biascard/*; do ln -s ../../../$$f $(VIEW)/biascard/; done
-	for d in data train eval serve configs; do ln -s ../../../$$d $(VIEW)/biascard/$$d; done
-	cd $(VIEW) && PYTHONPATH=$$PWD $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install browser lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
