@@ -187,16 +187,23 @@ def _split_camel(s: str) -> list[str]:
     return parts
 
 
+def _json_list(s: str, kind: type) -> list | None:
+    """`s` as a JSON list of `kind` items, else None."""
+    if not s.startswith("["):
+        return None
+    try:
+        v = json.loads(s)
+    except ValueError:
+        return None
+    return v if isinstance(v, list) and all(isinstance(x, kind) for x in v) else None
+
+
 def _parse_list(s: str, *, camel: bool) -> list | None:
     if s == NONE:
         return None
-    if s.startswith("["):
-        try:
-            v = json.loads(s)
-        except ValueError:
-            v = None
-        if isinstance(v, list) and all(isinstance(x, str) for x in v):
-            return v
+    v = _json_list(s, str)
+    if v is not None:
+        return v
     if SEP in s:
         return s.split(SEP)
     return _split_camel(s) if camel else [s]
@@ -217,13 +224,9 @@ def _is_one(p: Any) -> bool:
 def _parse_topics(s: str) -> list[dict] | None:
     if s == NONE:
         return []
-    if s.startswith("["):
-        try:
-            v = json.loads(s)
-        except ValueError:
-            v = None
-        if isinstance(v, list) and all(isinstance(x, dict) for x in v):
-            return v
+    v = _json_list(s, dict)
+    if v is not None:
+        return v
     items = _parse_list(s, camel=True)
     out = []
     for it in items:
