@@ -3,6 +3,8 @@ that also ends when the client goes away (its queued articles are then dropped).
 from __future__ import annotations
 
 import asyncio
+import copy
+import threading
 from typing import Any, Awaitable
 
 from .inputs import Article, InputError
@@ -15,17 +17,23 @@ class ClientGone(Exception):
 class TokenBudget:
     """Counts an article's tokens once with the model's tokenizer (title + text, no special
     tokens, no truncation): the fast tokenizer does 100k characters in tens of ms, far less
-    than one forward pass. Without a tokenizer (a stand-in service) a token is 4 characters."""
+    than one forward pass. Without a tokenizer (a stand-in service) a token is 4 characters.
+
+    It counts with its own copy of the tokenizer, one call at a time: a fast tokenizer's
+    truncation and padding settings are state that a call sets, so sharing it with the compose
+    worker's thread made counts come back truncated (bench/soak.py found it; docs/reliability.md)."""
 
     def __init__(self, tokenizer, max_request_tokens: int | None):
-        self.tokenizer = tokenizer
+        self.tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
+        self.lock = threading.Lock()
         self.limit = int(max_request_tokens) if max_request_tokens else None
 
     def count(self, article: Article) -> int:
         text = f"{article.title}\n{article.text}" if article.title else article.text
         if self.tokenizer is None:
             return len(text) // 4 + 1
-        ids = self.tokenizer(text, add_special_tokens=False, return_attention_mask=False, verbose=False)
+        with self.lock:
+            ids = self.tokenizer(text, add_special_tokens=False, return_attention_mask=False, verbose=False)
         return len(ids["input_ids"])
 
     def costs(self, articles: list[Article], field: str) -> list[int]:

@@ -42,6 +42,7 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
 
         def load(self) -> bool:
             self.service = ModelService(model_path, name=name, composer=composer)
+            self.budget = TokenBudget(self.service.composer.tokenizer, max_tokens)
             self.ready = True
             return self.ready
 
@@ -49,7 +50,7 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
             try:
                 items = instances_from_payload(payload, limit, max_instances)
                 articles = [a for a in items if isinstance(a, Article)]
-                TokenBudget(self.service.composer.tokenizer, max_tokens).costs(articles, "instances")
+                self.budget.costs(articles, "instances")
             except InputError as e:
                 raise InvalidInput(f"{e.field}: {e.message}" if e.field else e.message) from None
             body, _ = mixed_predictions(items, self.service.compose(articles))

@@ -95,6 +95,33 @@ def test_token_count_is_the_tokenizers(service):
     assert budget.count(Article(text=ARTICLE, title="Budget")) == tokens(service, "Budget\n" + ARTICLE)
 
 
+def test_budget_counts_stay_whole_while_the_worker_tokenizes(service):
+    """The budget counts in a request thread while the compose worker tokenizes with
+    truncation (model/features.py): a shared fast tokenizer let the worker's max_length leak
+    into counts (54 of 3541 in docs/reliability.md's check). Counts must never come back cut."""
+    from biascard.serve.budget import TokenBudget
+
+    tok = service.composer.tokenizer
+    budget = TokenBudget(tok, None)
+    text = "Some text to count. " * 200
+    want = tokens(service, text)
+    batch = [("word " * n).strip() for n in (3, 20, 80, 150, 7, 40, 9, 200)]
+    done, counts = threading.Event(), set()
+
+    def worker():
+        for _ in range(1500):
+            tok(batch, max_length=64, stride=16, truncation=True, padding="longest",
+                return_overflowing_tokens=True, return_offsets_mapping=True)
+        done.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    while not done.is_set():
+        counts.add(budget.count(Article(text=text)))
+    t.join()
+    assert counts == {want} and want > 64
+
+
 def test_over_budget_is_413_before_any_work(service):
     n = tokens(service, ARTICLE)
     limit = n + 5  # one ARTICLE fits, two do not
