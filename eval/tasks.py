@@ -189,6 +189,8 @@ def score(out: Outputs, idx: np.ndarray | None = None, *, ece_bins: int = 15, fa
     elif o.type == "multilabel":
         m = run("multilabel", predictions=o.prob, references=o.gold, threshold=o.threshold.tolist())
         res.update({k2: m[k2] for k2 in ("micro_f1", "macro_f1", "mAP", "top1_accuracy")})
+        if np.isfinite(m["top1_macro_f1"]):  # single-label data only (TRAIL22's protocol); absent elsewhere
+            res["top1_macro_f1"] = m["top1_macro_f1"]
         res.update(_named("f1", m["f1"], o.labels))
     elif o.type == "token":
         m = run("span_f1", predictions=o.spans, references=o.gold)

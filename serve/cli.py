@@ -34,6 +34,19 @@ def default_model(root: str | Path = "outputs") -> Path:
 
 def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model dir or .mar (default: $BIASCARD_MODEL, else the newest outputs/**/model)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a composer setting of configs/serve.yaml for this run, e.g. --set generate.enabled=true "
+                        "or --set quotes.weight=1.0 (repeatable)")
+
+
+def composer_overrides(pairs: list[str]) -> dict | None:
+    """`--set a.b=v` pairs as one settings layer (values parsed as YAML, as Hydra does)."""
+    from omegaconf import OmegaConf
+
+    bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0].strip()]
+    if bad:
+        raise SystemExit(f"biascard: error: --set wants KEY=VALUE, got {bad[0]!r}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(pairs))) if pairs else None
 
 
 def _service(args):
@@ -42,7 +55,7 @@ def _service(args):
     path = Path(args.model) if args.model else default_model()
     if not args.model:
         print(f"biascard: using model {path}", file=sys.stderr)
-    return ModelService(path, threads=getattr(args, "threads", None))
+    return ModelService(path, threads=getattr(args, "threads", None), composer=composer_overrides(args.set))
 
 
 # ---------------------------------------------------------------- card

@@ -24,7 +24,7 @@ from biascard.card import (
     validate,
 )
 from biascard.card.contract import SCHEMA_PATH
-from biascard.card.text import _split_camel
+from biascard.card.textlines import split_camel as _split_camel
 
 from conftest import SHARED
 
@@ -123,26 +123,31 @@ def test_seed_parses_with_every_field(seed):
     assert framing["label"] == "Framing Bias"
     assert framing["explanation"].startswith("The article frames the issue as a serious crime")
     assert seed["cognitive_concepts"][3]["explanation"].endswith("The focus is solely on criminal prosecution.")
-    assert seed["sdgs"] == [
-        {"goal": 16, "name": "Peace, Justice and Strong Institutions", "probability": 1.0,
-         "polarity": "positive", "relevance": "direct"}
-    ]
+    sdg = {k: v for k, v in seed["sdgs"][0].items() if k not in ("explanation", "evidence")}
+    assert len(seed["sdgs"]) == 1 and sdg == {
+        "goal": 16, "name": "Peace, Justice and Strong Institutions", "probability": 1.0,
+        "polarity": "positive", "relevance": "direct"}
     labels = [t["label"] for t in seed["topics"]]
     assert labels == ["Justice", "Technology", "China", "Cybersecurity", "Data Privacy", "Facial Recognition",
                       "Judicial Ruling", "Personal Information Protection"]
     assert {t["probability"] for t in seed["topics"]} == {1.0}
-    extra = seed["extra"]
-    assert extra["summary"].startswith("China's Supreme People's Court handed down prison sentences")
-    assert extra["tags"]["locations"] == ["China"]
-    assert extra["tags"]["organisations"] == ["Supreme People's Court", "Zhongdun Law Offices",
-                                             "Cyberspace Administration Of China", "Ministry Of Public Security"]
-    assert extra["tags"]["people"] == ["Xu", "Li", "Wei Jingfeng"]
-    assert len(extra["key_questions"]) == 3
-    assert extra["key_questions"][0]["question"].startswith("What are the underlying causes")
-    assert extra["key_questions"][2]["answer"].endswith("influencing global best practices.")
-    assert len(extra["sdg_explanations"]) == 1
-    assert extra["sdg_explanations"][0].startswith("The Chinese government's actions")
-    assert "headlines" not in extra  # the seed repeats the title verbatim
+    # schema 1.1: what the seed prints beyond the scores has fields of its own, no `extra`
+    assert seed["schema_version"] == "1.1" and "extra" not in seed
+    assert seed["summary"]["text"].startswith("China's Supreme People's Court handed down prison sentences")
+    assert seed["summary"]["method"] == "generated" and seed["summary"]["evidence"] == []
+    assert seed["entities"] == {
+        "people": [{"name": "Xu"}, {"name": "Li"}, {"name": "Wei Jingfeng"}],
+        "organisations": [{"name": n} for n in ("Supreme People's Court", "Zhongdun Law Offices",
+                                                "Cyberspace Administration Of China", "Ministry Of Public Security")],
+        "locations": [{"name": "China"}],
+    }
+    qs = seed["key_questions"]
+    assert len(qs) == 3 and all(q["method"] == "generated" and q["evidence"] == [] for q in qs)
+    assert qs[0]["question"].startswith("What are the underlying causes")
+    assert qs[2]["answer"].endswith("influencing global best practices.")
+    assert seed["sdgs"][0]["explanation"].startswith("The Chinese government's actions")
+    assert seed["sdgs"][0]["evidence"] == []
+    assert seed["warnings"] == []
 
 
 def test_seed_round_trip(seed, seed_text):
@@ -167,7 +172,7 @@ def test_camel_split_recovers_capitalised_tags(tags):
 
 def test_rendered_tags_that_camel_split_would_break_round_trip(seed):
     card = copy.deepcopy(seed)
-    card["extra"]["tags"]["people"] = ["iPhone"]
+    card["entities"]["people"] = [{"name": "iPhone"}]
     card["topics"] = [{"label": "McDonald", "probability": 1.0}, {"label": "OpenAI", "probability": 0.25}]
     text = render_text(card)
     assert same(parse_text(text), card)
@@ -233,7 +238,7 @@ def test_evidence_line_errors_name_the_line(seed_text):
     good = lines[: i + 1] + ["Evidence 4-19 (0.5): the crackdown", "Biased words: crackdown"] + lines[i + 1:]
     card = parse_text("\n".join(good), "seed.txt")
     assert card["cognitive_concepts"][0]["evidence"] == [
-        {"text": "the crackdown", "start": 4, "end": 19, "score": 0.5, "words": ["crackdown"]}
+        {"text": "the crackdown", "start": 4, "end": 19, "score": 0.5, "words": ["crackdown"], "quoted": False}
     ]
 
 
@@ -255,6 +260,9 @@ TRICKY = [
     "Model: x", "Id: 7", '"quoted"', '""', '"a" and "b"', " lead", "trail ", "a · b", " · ", "iPhone",
     "XuLi", "[1]", '["a"]', "{}", "Foo Positive", "x (p=0.5)", "line\nbreak", "para\n\npara", "tab\there",
     "cr\rhere", "u\u2028sep", "nel\x85x", "\ufeffbom", "日本語のタイトル", "emoji 🙂", "a\\b",
+    # lines of the 1.1 layout
+    "Warnings", "Method: generated", "Method: x", "Schema version: 1.0", "Evidence 1-2: x", "Quoted evidence 1-2 (0.5): x",
+    "Xu (2 mentions)", "Li (at 1-2)", "a (1 mention at 3-4, 5-6)", "Party (CCP)", "[]", '[{"name": "x"}]', "McDonald",
 ]
 WORDS = ["Justice", "Data Privacy", "Wei Jingfeng", "europe.chinadaily.com.cn", "A plain sentence, with commas."]
 texts = st.one_of(st.sampled_from(TRICKY), st.sampled_from(WORDS), st.text(max_size=10))
@@ -290,13 +298,64 @@ def maybe(draw, d: dict, key: str, strategy):
         d[key] = draw(strategy)
 
 
+offsets = st.integers(0, 10**6)
+methods = st.sampled_from(["extractive", "generated"])
+
+
 @st.composite
 def evidence_items(draw):
-    e = {"text": draw(texts), "start": draw(st.integers(0, 10**6)), "end": draw(st.integers(0, 10**6)),
-         "score": draw(numbers)}
+    e = {"text": draw(texts), "start": draw(offsets), "end": draw(offsets), "score": draw(numbers)}
     maybe(draw, e, "words", text_lists)
+    maybe(draw, e, "quoted", st.booleans())
     e.update(draw(unknown))
     return e
+
+
+@st.composite
+def spans(draw):
+    """A cited sentence of a summary, answer or goal: the score is optional."""
+    e = {"text": draw(texts), "start": draw(offsets), "end": draw(offsets)}
+    maybe(draw, e, "score", numbers)
+    e.update(draw(unknown))
+    return e
+
+
+span_lists = st.lists(spans(), max_size=2)
+
+
+@st.composite
+def summaries(draw):
+    s = {"text": draw(texts), "method": draw(methods)}
+    maybe(draw, s, "evidence", span_lists)
+    s.update(draw(unknown))
+    return s
+
+
+@st.composite
+def entity_items(draw):
+    e = {"name": draw(texts)}
+    maybe(draw, e, "mentions", st.one_of(st.integers(1, 3), st.integers(1, 10**6)))
+    maybe(draw, e, "spans", st.lists(st.fixed_dictionaries({"start": offsets, "end": offsets}).flatmap(
+        lambda sp: unknown.map(lambda u: {**sp, **u})), max_size=3))
+    e.update(draw(unknown))
+    return e
+
+
+@st.composite
+def entity_groups(draw):
+    e = {}
+    for kind in ("people", "organisations", "locations"):
+        maybe(draw, e, kind, st.lists(entity_items(), max_size=3))
+    e.update(draw(unknown))
+    return e
+
+
+@st.composite
+def key_questions(draw):
+    q = {"question": draw(texts), "answer": draw(texts), "method": draw(methods)}
+    maybe(draw, q, "evidence", span_lists)
+    q.update(draw(unknown))
+    return q
 
 
 evidence_lists = st.lists(evidence_items(), max_size=2)
@@ -325,6 +384,8 @@ def sdgs(draw):
     s = {"goal": goal, "name": draw(st.one_of(st.just(SDG_NAMES[goal]), texts)), "probability": draw(probs)}
     maybe(draw, s, "polarity", polarities)
     maybe(draw, s, "relevance", relevances)
+    maybe(draw, s, "explanation", opt_texts)
+    maybe(draw, s, "evidence", span_lists)
     s.update(draw(unknown))
     return s
 
@@ -343,7 +404,8 @@ def extras(draw, n_sdgs: int):
 
 @st.composite
 def cards(draw):
-    card = {"schema_version": "1.0"}
+    # a 1.0 card may carry 1.1 fields too (the schema allows it); its text keeps them as Other Fields
+    card = {"schema_version": draw(st.sampled_from(["1.0", "1.1", "1.1"]))}
     for key in ("id", "title", "source", "language"):
         maybe(draw, card, key, opt_texts)
     model = {"name": draw(st.one_of(st.just("human"), texts)), "version": draw(st.one_of(st.just("seed"), texts))}
@@ -356,13 +418,17 @@ def cards(draw):
         {"label": draw(texts), "probability": draw(probs), **draw(unknown)} for _ in range(draw(st.integers(0, 3)))
     ]
     maybe(draw, card, "political_leaning", leanings)
+    maybe(draw, card, "summary", st.one_of(st.none(), summaries()))
+    maybe(draw, card, "entities", st.one_of(st.none(), st.just({}), entity_groups()))
+    maybe(draw, card, "key_questions", st.lists(key_questions(), max_size=3))
+    maybe(draw, card, "warnings", text_lists)
     if draw(st.integers(0, 3)) > 0:
         card["extra"] = draw(st.one_of(extras(len(card["sdgs"])), json_values))
     card.update(draw(unknown))
     return card
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cards())
 def test_render_parse_round_trip(card):
     validate(card)  # the strategy makes schema-valid cards

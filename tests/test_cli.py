@@ -118,3 +118,24 @@ def test_help_override_joins_the_other_overrides():
     assert hydra_argv("p", "train", ["--help"]) == ["p", "hydra/help=train", "--help"]
     assert hydra_argv("p", "eval", ["-m", "a=1", "--help"]) == ["p", "-m", "hydra/help=eval", "a=1", "--help"]
     assert hydra_argv("p", "eval", ["hydra/help=mine", "--help"]) == ["p", "hydra/help=mine", "--help"]
+
+
+def test_card_set_overrides_composer_settings(tmp_path, capsys):
+    """`--set KEY=VALUE` is a composer settings layer for this run (here: no summary, no
+    questions); a pair without `=` is refused."""
+    import json
+
+    from test_serve_support import ARTICLE, build_model
+
+    model = build_model(tmp_path / "model")
+    article = tmp_path / "a.txt"
+    article.write_text(ARTICLE, encoding="utf-8")
+    assert main(["card", "--model", str(model), str(article)]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["summary"]["method"] == "extractive" and len(full["key_questions"]) == 3
+    assert main(["card", "--model", str(model), "--set", "summary.enabled=false",
+                 "--set", "key_questions.enabled=false", str(article)]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["summary"] is None and card["key_questions"] == []
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["card", "--model", str(model), "--set", "summary.enabled", str(article)])

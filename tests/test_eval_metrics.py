@@ -87,6 +87,41 @@ def test_multilabel_matches_sklearn(seed, backend):
     assert res["top1_accuracy"] == pytest.approx(np.mean([y[i, np.argmax(s[i])] for i in range(n)]))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_top1_macro_f1_is_the_single_label_protocol(backend):
+    """TRAIL22: one goal per passage; the argmax goal against it, macro-F1 over the goals seen."""
+    y = np.eye(3, dtype=int)[[0, 0, 1, 1, 2, 2]]
+    # argmax: 0, 1, 1, 1, 2, 0; every score sits below 0.5, so the thresholded macro-F1 is 0
+    s = np.array([[.4, .1, .1], [.1, .3, .2], [.1, .4, .1], [.2, .3, .1], [.1, .1, .2], [.3, .1, .2]])
+    res = load_metric("multilabel").compute(predictions=s, references=y, backend=backend)
+    # per goal: 0 tp1 fp1 fn1 -> 0.5; 1 tp2 fp1 fn0 -> 0.8; 2 tp1 fp0 fn1 -> 2/3
+    assert res["top1_macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert res["top1_macro_f1"] == pytest.approx(f1_score(y.argmax(1), s.argmax(1), average="macro"))
+    assert res["macro_f1"] == 0.0 and res["top1_accuracy"] == pytest.approx(4 / 6)
+    # averaged over all C labels, as macro_f1: a goal absent from the data counts 0
+    wide = load_metric("multilabel").compute(predictions=np.c_[s, np.zeros(6)], references=np.c_[y, np.zeros(6, int)],
+                                             backend=backend)
+    assert wide["top1_macro_f1"] == pytest.approx(res["top1_macro_f1"] * 3 / 4)
+    # an example with two gold labels (or none) has no one gold label: undefined
+    y2 = y.copy()
+    y2[0, 1] = 1
+    assert np.isnan(load_metric("multilabel").compute(predictions=s, references=y2, backend=backend)["top1_macro_f1"])
+
+
+def test_top1_macro_f1_is_scored_for_single_label_tasks_only():
+    n = 60
+    rng = np.random.default_rng(3)
+    common = dict(task="d/sdg", head="sdg", type="multilabel", labels=list("abc"), ids=[str(i) for i in range(n)],
+                  dataset=["d"] * n, outlet=[None] * n, prob=rng.random((n, 3)))
+    single = Outputs(gold=np.eye(3, dtype=int)[rng.integers(0, 3, n)], **common)
+    res = score_with_ci(single, n_boot=50, seed=0)
+    assert res["top1_macro_f1"]["value"] == pytest.approx(
+        f1_score(single.gold.argmax(1), single.prob.argmax(1), average="macro"))
+    assert res["top1_macro_f1"]["n_boot"] == 50 and "macro_f1" in res
+    multi = Outputs(gold=rng.integers(0, 2, (n, 3)), **common)
+    assert "top1_macro_f1" not in score(multi) and "top1_macro_f1" not in score(multi, fast=True)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ordinal_matches_sklearn_and_scipy(seed, backend):

@@ -87,12 +87,12 @@ def test_compose_cards_validate_and_are_honest(composer):
     assert omission["score"] == 1 and omission["evidence"] == [] and omission["distribution"] is None
     assert "default cut points, not calibrated" in omission["explanation"]
     dich = _concept(card, "false_dichotomy")
-    assert dich["score"] in range(1, 6) and "false_dilemma" in dich["explanation"]
+    assert dich["score"] in range(1, 6) and "False Dichotomy is rated" in dich["explanation"]
     # document heads
     assert card["sdgs"] and all(s["polarity"] in ("positive", "negative") and s["relevance"] is None for s in card["sdgs"])
     assert len(card["sdgs"]) <= 3
     assert [t["label"] for t in card["topics"]] and card["political_leaning"]["label"] in ("left", "center", "right")
-    assert card["language"] is None
+    assert card["language"] == "en" and card["schema_version"] == "1.1"
 
 
 def test_one_forward_per_pass(composer):
@@ -200,7 +200,7 @@ def test_calibration_fit_and_load(tiny_model, tmp_path):
     concepts = fit(comp, articles, [0.4, 0.7, 0.9, 0.97])
     assert set(concepts) == {"language_bias", "bias_by_omission", "false_dichotomy"}
     for entry in concepts.values():
-        assert entry["cut_points"] == sorted(entry["cut_points"]) and entry["n_articles"] == 12
+        assert entry["cut_points"] == sorted(entry["cut_points"]) and entry["n_articles"] + entry["n_too_short"] == 12
     with pytest.raises(ValueError, match="quantiles"):
         fit(comp, articles, [0.9, 0.1, 0.2, 0.3])
     (model_dir / "composer.json").write_text(json.dumps({"concepts": concepts}))
@@ -218,7 +218,7 @@ def test_calibrate_on_real_validation_data(tiny_model, tmp_path, cache_dir):
     out = tmp_path / "composer.json"
     result = calibrate(tiny_model, datasets=["babe"], output=out, max_articles=4, log=lambda m: None)
     assert result["datasets"] == {"babe": 4} and json.loads(out.read_text())["concepts"]
-    assert result["concepts"]["language_bias"]["n_articles"] == 4
+    assert result["concepts"]["language_bias"]["n_articles"] + result["concepts"]["language_bias"]["n_too_short"] == 4
 
 
 # ---------------------------------------------------------------- archive

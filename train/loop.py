@@ -30,7 +30,7 @@ from .datasets import load_data, records, select_heads, token_lengths
 from .evaluation import evaluate, summary
 from .logging import RunLogger, TrainWindow
 from .optimization import param_groups, planned_steps, warmup_steps
-from .thresholds import fit_model_dir
+from .thresholds import fit_model_dir, fit_options
 
 MODEL_DIR = "model"
 
@@ -370,8 +370,7 @@ def _final_model_dir(run: Run) -> dict[str, Any]:
                     model_dir=str(target))
         th = cfg.get("thresholds") or {}
         if th.get("types") and run.val_records:
-            fitted = fit_model_dir(target, run.val_records, run.eval_kwargs, types=tuple(th.types),
-                                   min_positives=int(th.get("min_positives", 5)),
+            fitted = fit_model_dir(target, run.val_records, run.eval_kwargs, **fit_options(th),
                                    batch_size=int(tr.eval_batch_size), log=log.message)
             for name, e in fitted.items():
                 result[f"val/{name}/macro_f1_fitted_thresholds"] = e["macro_f1_fitted"]

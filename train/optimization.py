@@ -26,7 +26,9 @@ def lr_scale(name: str, num_layers: int, decay: float | None) -> float:
 
 def param_groups(model, tr) -> list[dict]:
     """AdamW groups: no decay on biases and norms; fresh heads may take a larger lr; encoder
-    layers may take a layer-wise decayed lr (`trainer.layer_decay`)."""
+    layers may take a layer-wise decayed lr (`trainer.layer_decay`). Lexical branches
+    (`biascard.model.lexical`) take head_lr x `trainer.lexical_lr_scale` (absent/null = 1), no
+    decay on their n-gram bags, in groups after the others (older checkpoints' group order holds)."""
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     lr, head_lr = float(tr.lr), float(tr.get("head_lr") or tr.lr)
     decay = tr.get("layer_decay")
@@ -36,14 +38,21 @@ def param_groups(model, tr) -> list[dict]:
     num_layers = 1 + max((int(m.group(1)) for n, _ in named if n.startswith("encoder.") and (m := _LAYER.search(n))),
                          default=-1)
     groups: dict[tuple, list] = defaultdict(list)
+    lexical: dict[bool, list] = defaultdict(list)
     for n, p in named:
+        if n.startswith("lexical."):
+            # decoupled decay would shrink every bag row at every step, also while its n-gram is absent
+            lexical[n.endswith(no_decay) or ".bag." in n].append(p)
+            continue
         is_head = n.startswith("heads.")
         scale = 1.0 if is_head else lr_scale(n, num_layers, decay)
         groups[(is_head, n.endswith(no_decay), scale)].append(p)
+    lexical_lr = head_lr * float(tr.get("lexical_lr_scale") or 1.0)
     return [
         {"params": ps, "lr": head_lr if is_head else lr * scale, "weight_decay": 0.0 if nd else float(tr.weight_decay)}
         for (is_head, nd, scale), ps in sorted(groups.items())
-    ]
+    ] + [{"params": ps, "lr": lexical_lr, "weight_decay": 0.0 if nd else float(tr.weight_decay)}
+         for nd, ps in sorted(lexical.items())]
 
 
 def planned_steps(tr, batches_per_epoch: int) -> int:

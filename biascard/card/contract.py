@@ -19,8 +19,13 @@ from jsonschema.exceptions import best_match
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "card.schema.json"
 # what this package writes; the schema accepts every version in SCHEMA_VERSIONS
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_VERSIONS = ("1.0", "1.1")
+# 1.1 adds these top-level fields (and quoted evidence, SDG explanation/evidence); a 1.0 card
+# may still carry them, but they are not part of its canonical form (see `normalize`)
+FIELDS_1_1 = ("summary", "entities", "key_questions", "warnings")
+ENTITY_KINDS = ("people", "organisations", "locations")
+METHODS = ("extractive", "generated")
 
 Concept = Literal["framing_bias", "language_bias", "bias_by_omission", "false_dichotomy"]
 CONCEPTS: tuple[str, ...] = ("framing_bias", "language_bias", "bias_by_omission", "false_dichotomy")
@@ -72,6 +77,48 @@ class Evidence(TypedDict, total=False):
     end: int
     score: float
     words: list[str]
+    quoted: bool  # 1.1: a quotation or attributed speech, not the outlet's own voice
+
+
+class Span(TypedDict, total=False):
+    """An article sentence a summary, answer or goal rests on (score optional)."""
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+class EntitySpan(TypedDict):
+    start: int
+    end: int
+
+
+class Entity(TypedDict, total=False):
+    name: str
+    mentions: int
+    spans: list[EntitySpan]
+
+
+class Entities(TypedDict, total=False):
+    people: list[Entity]
+    organisations: list[Entity]
+    locations: list[Entity]
+
+
+Method = Literal["extractive", "generated"]
+
+
+class Summary(TypedDict, total=False):
+    text: str
+    method: Method
+    evidence: list[Span]
+
+
+class KeyQuestion(TypedDict, total=False):
+    question: str
+    answer: str
+    method: Method
+    evidence: list[Span]
 
 
 class CognitiveConcept(TypedDict, total=False):
@@ -90,6 +137,8 @@ class SDG(TypedDict, total=False):
     probability: float
     polarity: Optional[Literal["positive", "negative"]]
     relevance: Optional[Literal["direct", "indirect"]]
+    explanation: Optional[str]  # 1.1
+    evidence: list[Span]  # 1.1
 
 
 class Topic(TypedDict):
@@ -119,6 +168,10 @@ class Card(TypedDict, total=False):
     sdgs: list[SDG]
     topics: list[Topic]
     political_leaning: Optional[PoliticalLeaning]
+    summary: Optional[Summary]  # 1.1 from here
+    entities: Optional[Entities]
+    key_questions: list[KeyQuestion]
+    warnings: list[str]
     extra: dict[str, Any]
 
 
@@ -201,18 +254,47 @@ def is_valid(card: Any) -> bool:
     return _validator().is_valid(card)
 
 
+def has_1_1_fields(card: dict) -> bool:
+    """Is `card` of schema 1.1 or later, whose canonical form carries the 1.1 fields?"""
+    return card.get("schema_version") != "1.0"
+
+
 def normalize(card: dict) -> dict:
-    """The canonical form of a valid card: every optional schema field present, null when
-    unknown, and each concept's label filled from CONCEPT_LABELS. `parse_text` returns this
-    form, so `parse_text(render_text(c)) == normalize(c)` for every valid card."""
+    """The canonical form of a valid card: every optional field of its schema version present
+    (null when unknown, [] for lists), and each concept's label filled from CONCEPT_LABELS.
+    A 1.1 card also gets `quoted: false` on concept evidence that does not say. A 1.0 card is
+    left at 1.0: fields it carries beyond 1.0 stay as given and nothing of 1.1 is added.
+    `parse_text` returns this form, so `parse_text(render_text(c)) == normalize(c)` for every
+    valid card."""
     out = copy.deepcopy(card)
+    v11 = has_1_1_fields(out)
     for key in ("id", "title", "source", "language", "political_leaning"):
         out.setdefault(key, None)
     for c in out["cognitive_concepts"]:
         c.setdefault("label", CONCEPT_LABELS[c["concept"]])
         for key in ("expected_score", "distribution", "explanation"):
             c.setdefault(key, None)
+        if v11:
+            for e in c["evidence"]:
+                e.setdefault("quoted", False)
     for s in out["sdgs"]:
         s.setdefault("polarity", None)
         s.setdefault("relevance", None)
+        if v11:
+            s.setdefault("explanation", None)
+            s.setdefault("evidence", [])
+    if v11:
+        _normalize_1_1(out)
     return out
+
+
+def _normalize_1_1(out: dict) -> None:
+    for key, empty in (("summary", None), ("entities", None), ("key_questions", []), ("warnings", [])):
+        out.setdefault(key, empty)
+    if isinstance(out["summary"], dict):
+        out["summary"].setdefault("evidence", [])
+    if isinstance(out["entities"], dict):
+        for kind in ENTITY_KINDS:
+            out["entities"].setdefault(kind, [])
+    for q in out["key_questions"]:
+        q.setdefault("evidence", [])

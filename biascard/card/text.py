@@ -1,3 +1,5 @@
+# long: the parser and the renderer of one layout share every rule of how the lines go together
+# and change together (parse_text(render_text(c)) == normalize(c)), so they stay in one file.
 """The card's text layout: read the layout news sites print (the seed), write it back.
 
 The layout is the seed's, top to bottom:
@@ -10,57 +12,92 @@ The layout is the seed's, top to bottom:
                                     the explanation
 
 `render_text` writes the same layout and extends it only where the seed has no place for a
-schema field: optional lines inside a concept block (`Expected score:`, `Distribution:`,
-`Evidence <start>-<end> (<score>): <text>`, `Biased words:`), `SDG <n>: ` before the goal
-name and `Probability:` under it, and the trailing sections `Political Leaning`,
-`Card Metadata` (id, model), `Other Fields` and `Extra Fields` (JSON). The parser reads
-both the seed and the rendered form, and `parse_text(render_text(c)) == normalize(c)` for
-every valid card.
+schema field:
 
-Values: a line holds its value as is; `(none)` stands for null (or, in an `extra` slot,
-for "absent"); a value the layout could misread (a line break, edge spaces, text that looks
-like a layout line, `(none)` itself) is written as a JSON literal instead. The renderer
-checks each plain line by parsing it back and falls back to JSON when that would not give
-the same value, so the round trip never depends on a heuristic.
+- under the summary line and under each answer: `Method: extractive|generated` and the cited
+  sentences as `Evidence <start>-<end>: <text>` (`(<score>)` after the offsets when scored);
+  the seed has no method line and was written by an LLM, so a missing one reads "generated";
+- entity lines list `Name (2 mentions at 10-12, 40-42)`, joined by ` · `; all three lines
+  `(none)` mean the card's entities are null, `[]` that they are known to be empty;
+- a `Warnings` section (one warning a line) before `Cognitive Concepts`;
+- inside a concept block: `Expected score:`, `Distribution:`, `Evidence <start>-<end>
+  (<score>): <text>` (`Quoted evidence ...` for a quotation), `Biased words:`;
+- `SDG <n>: ` before the goal name, `Probability:` under it, evidence lines after the
+  explanation;
+- the trailing sections `Political Leaning`, `Card Metadata` (id, model, and `Schema version:`
+  for a card that is not of the version this package writes), `Other Fields` (JSON, by path)
+  and `Extra Fields` (the card's `extra`, JSON).
+
+A 1.0 card has no summary, entity or key-question fields: its text keeps them in `extra` as
+before 1.1 (the `Schema version: 1.0` line says so), so 1.0 cards round-trip unchanged. Text
+without that line is read as a card of SCHEMA_VERSION, which is how the seed and text written
+before 1.1 come in with their summary, entities, questions and goal explanations as fields.
+
+How one value sits on a line is `textlines.py`'s part. `parse_text(render_text(c)) ==
+normalize(c)` for every valid card.
 """
-# long: the parser and the renderer of one layout share every value rule and change together
-# (parse_text(render_text(c)) == normalize(c)), so they stay in one file.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
 from .contract import (
     CONCEPT_LABELS,
     CONCEPTS,
+    ENTITY_KINDS,
+    FIELDS_1_1,
     HUMAN_MODEL,
+    METHODS,
     SCHEMA_VERSION,
-    SDG_NAMES,
     CardError,
+    has_1_1_fields,
     normalize,
-    sdg_goal,
     validate,
 )
+from .textlines import (
+    CONCEPT_LINE,
+    CONCEPTS_SECTION,
+    EVIDENCE_LIKE,
+    EXT,
+    EXTRA_SECTION,
+    LABELS_LOWER,
+    LEANING_SECTION,
+    META_SECTION,
+    NONE,
+    OTHER_SECTION,
+    RELEVANCE,
+    SCORE_LIKE,
+    SDGS_SECTION,
+    SECTIONS,
+    WARNINGS_SECTION,
+    decode,
+    enc,
+    enc_entities,
+    enc_evidence,
+    enc_list,
+    enc_topics,
+    inline_ok,
+    is_one,
+    json_text,
+    number,
+    parse_entities,
+    parse_evidence,
+    parse_list,
+    parse_topics,
+    same,
+    sdg_header,
+)
 
-CONCEPTS_SECTION = "Cognitive Concepts"
-SDGS_SECTION = "Sustainable Development Goals"
-LEANING_SECTION = "Political Leaning"
-META_SECTION = "Card Metadata"
-OTHER_SECTION = "Other Fields"
-EXTRA_SECTION = "Extra Fields"  # always last: everything after it is JSON
-SECTIONS = (CONCEPTS_SECTION, SDGS_SECTION, LEANING_SECTION, META_SECTION, OTHER_SECTION, EXTRA_SECTION)
-
-NONE = "(none)"
-SEP = " · "
-TAG_KEYS = ("locations", "organisations", "people")
+TAG_KEYS = ("locations", "organisations", "people")  # the details block's lines 2, 4 and 5
 HEADER_ROLES = ("title", "headline", "source", "headline", "summary")
 
-_TOP_KEYS = (
+_BASE_TOP = (
     "schema_version", "id", "title", "source", "language", "model",
-    "cognitive_concepts", "sdgs", "topics", "political_leaning", "extra",
+    "cognitive_concepts", "sdgs", "topics", "political_leaning",
 )
+_TOP_ORDER = _BASE_TOP + FIELDS_1_1 + ("extra",)
+_SPAN_KEYS = ("text", "start", "end", "score")
 _KNOWN = {
     "model": {"name", "version", "heads"},
     "concept": {"concept", "label", "score", "expected_score", "distribution", "evidence", "explanation"},
@@ -69,181 +106,9 @@ _KNOWN = {
     "topic": {"label", "probability"},
     "leaning": {"label", "distribution"},
 }
-
-_NUM = r"[0-9][0-9.eE+]*"
-_SCORE_LIKE = re.compile(r"^(\S+)\s*/\s*5$")
-_CONCEPT_LINE = re.compile(r"^Concept\s+(\S+?)\s*:\s*(.*)$")
-_EXT = re.compile(r"^(Expected score|Distribution|Biased words|Probability|Leaning|Id|Model|Model version|Model heads):\s*(.*)$")
-_EVIDENCE = re.compile(rf"^Evidence\s+(?P<a>{_NUM})\s*-\s*(?P<b>{_NUM})\s+\((?P<s>[^()]*)\):\s*(?P<t>.*)$")
-_EVIDENCE_LIKE = re.compile(r"^Evidence\s+\d")
-_SDG_PREFIX = re.compile(rf"^SDG\s+(?P<g>{_NUM})\s*:\s*(?P<rest>.*)$", re.I)
-_POLARITY = re.compile(r"^(?P<name>.*\S)\s+(?P<p>positive|negative)$", re.I)
-_RELEVANCE = re.compile(r"^(direct|indirect)\s+relevance$", re.I)
-_TOPIC_P = re.compile(r"^(?P<label>.*) \(p=(?P<p>[^()]*)\)$")
-_LABELS_LOWER = {v.lower(): k for k, v in CONCEPT_LABELS.items()}
-# Characters some tool may treat as a line end; a value holding one is written as JSON.
-_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-# ---------------------------------------------------------------- values
-
-
-def _json(value: Any, indent: int | None = None) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=indent)
-    except (TypeError, ValueError) as e:
-        raise CardError(f"card holds a value JSON cannot carry: {e}") from None
-    # ensure_ascii=False leaves these raw, and some readers split lines on them.
-    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal including int vs float, which `==` ignores."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def _num(text: str) -> int | float | None:
-    try:
-        v = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-        return None
-    return v
-
-
-def _inline_ok(s: str) -> bool:
-    # a leading BOM would be taken for the file's own and dropped by the parser
-    return s != "" and s == s.strip() and not _BREAKS.search(s) and not s.startswith("\ufeff")
-
-
-def _sdg_header(s: str) -> tuple[Any, str | None, str | None] | None:
-    """(goal, name, polarity) if `s` is a goal line, in the seed's or the rendered form."""
-    m = _SDG_PREFIX.match(s)
-    rest = m.group("rest") if m else s
-    polarity = None
-    pm = _POLARITY.match(rest)
-    if pm:
-        rest, polarity = pm.group("name"), pm.group("p").lower()
-    if m:
-        goal = _num(m.group("g"))
-        return (goal, _decode(rest), polarity) if goal is not None else None
-    goal = sdg_goal(rest)
-    if goal is None:
-        return None
-    return goal, SDG_NAMES[goal], polarity
-
-
-def _structural(s: str) -> bool:
-    """Could the parser take this line for part of the layout rather than a value?"""
-    return bool(
-        s in SECTIONS
-        or _SCORE_LIKE.match(s)
-        or s.lower() in _LABELS_LOWER
-        or _CONCEPT_LINE.match(s)
-        or _EXT.match(s)
-        or _EVIDENCE_LIKE.match(s)
-        or _RELEVANCE.match(s)
-        or _sdg_header(s)
-    )
-
-
-def _line_ok(s: str) -> bool:
-    return _inline_ok(s) and not _structural(s)
-
-
-def _decode(s: str) -> str | None:
-    if s == NONE:
-        return None
-    if len(s) >= 2 and s[0] == s[-1] == '"':
-        try:
-            v = json.loads(s)
-        except ValueError:
-            return s  # a real quote in the seed's own text, not an escape
-        if isinstance(v, str):
-            return v
-    return s
-
-
-def _enc(value: str | None, *, line: bool = True) -> str:
-    """A string (or null) as a line of its own (`line`) or after a `Key: ` prefix."""
-    if value is None:
-        return NONE
-    ok = _line_ok(value) if line else _inline_ok(value)
-    return value if ok and _decode(value) == value else _json(value)
-
-
-def _split_camel(s: str) -> list[str]:
-    # The seed's page drops the separators between tags ("XuLiWei Jingfeng"), so a tag
-    # boundary is guessed where a lowercase letter meets an uppercase one. That is wrong
-    # for tags like "iPhone" or "McDonald's" and misses "NATOSummit"; the renderer never
-    # relies on it (it writes " · " or JSON).
-    parts, start = [], 0
-    for i in range(1, len(s)):
-        if s[i - 1].islower() and s[i].isupper():
-            parts.append(s[start:i])
-            start = i
-    parts.append(s[start:])
-    return parts
-
-
-def _json_list(s: str, kind: type) -> list | None:
-    """`s` as a JSON list of `kind` items, else None."""
-    if not s.startswith("["):
-        return None
-    try:
-        v = json.loads(s)
-    except ValueError:
-        return None
-    return v if isinstance(v, list) and all(isinstance(x, kind) for x in v) else None
-
-
-def _parse_list(s: str, *, camel: bool) -> list | None:
-    if s == NONE:
-        return None
-    v = _json_list(s, str)
-    if v is not None:
-        return v
-    if SEP in s:
-        return s.split(SEP)
-    return _split_camel(s) if camel else [s]
-
-
-def _enc_list(items: list[str] | None, *, camel: bool, line: bool = True) -> str:
-    if items is None:
-        return NONE
-    plain = SEP.join(items)
-    ok = _line_ok(plain) if line else _inline_ok(plain)
-    return plain if ok and _parse_list(plain, camel=camel) == items else _json(items)
-
-
-def _is_one(p: Any) -> bool:
-    return isinstance(p, float) and p == 1.0
-
-
-def _parse_topics(s: str) -> list[dict] | None:
-    if s == NONE:
-        return []
-    v = _json_list(s, dict)
-    if v is not None:
-        return v
-    items = _parse_list(s, camel=True)
-    out = []
-    for it in items:
-        m = _TOPIC_P.match(it)
-        p = _num(m.group("p")) if m else None
-        # A tag printed by a site is an editor's assertion, hence probability 1.0.
-        out.append({"label": m.group("label"), "probability": p} if p is not None else {"label": it, "probability": 1.0})
-    return out
-
-
-def _enc_topics(topics: list[dict]) -> str:
-    core = [{"label": t["label"], "probability": t["probability"]} for t in topics]
-    items = [t["label"] if _is_one(t["probability"]) else f"{t['label']} (p={_json(t['probability'])})" for t in core]
-    plain = SEP.join(items) if items else NONE
-    if (plain == NONE or _line_ok(plain)) and _same(_parse_topics(plain), core):
-        return plain
-    return _json(core)
+# what 1.1 adds to the objects above
+_KNOWN_1_1 = {"evidence": {"quoted"}, "sdg": {"explanation", "evidence"}}
+_NEEDS_1_1 = "needs schema 1.1 (this card says 'Schema version: 1.0')"
 
 
 # ---------------------------------------------------------------- parse
@@ -258,7 +123,7 @@ class _Parser:
     def err(self, ln: int, msg: str) -> CardError:
         return CardError(f"{self.name}:{ln}: {msg}")
 
-    def parse(self) -> dict:
+    def _split(self):
         header: list[tuple[int, str]] = []
         sections: dict[str, tuple[int, list[tuple[int, str]]]] = {}
         cur = header
@@ -276,23 +141,33 @@ class _Parser:
             cur.append((ln, s))
         if CONCEPTS_SECTION not in sections:
             raise self.err(len(self.lines), f"no {CONCEPTS_SECTION!r} section")
+        return header, sections
 
-        card: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    def parse(self) -> dict:
+        header, sections = self._split()
+        meta = self._meta(_tokens(sections[META_SECTION][1])) if META_SECTION in sections else {}
+        card: dict[str, Any] = {"schema_version": decode(meta["Schema version"][1]) if "Schema version" in meta
+                                else SCHEMA_VERSION}
+        v11 = has_1_1_fields(card)
         extra: dict[str, Any] = {}
-        self._header(header, card, extra)
+        self._fill_header(self._header(header), card, extra, v11)
         card["model"] = dict(HUMAN_MODEL)
-        card["cognitive_concepts"] = self._concepts(_tokens(sections[CONCEPTS_SECTION][1]))
+        card["cognitive_concepts"] = self._concepts(_tokens(sections[CONCEPTS_SECTION][1]), v11)
         card["sdgs"] = []
         if SDGS_SECTION in sections:
-            card["sdgs"], explanations = self._sdgs(_tokens(sections[SDGS_SECTION][1]))
-            if any(e is not None for e in explanations):
-                extra["sdg_explanations"] = explanations
-        card["topics"] = card.pop("topics")  # keep the schema's key order
+            card["sdgs"] = self._sdgs(_tokens(sections[SDGS_SECTION][1]), v11, extra)
         card["political_leaning"] = None
         if LEANING_SECTION in sections:
             card["political_leaning"] = self._leaning(_tokens(sections[LEANING_SECTION][1]))
+        if WARNINGS_SECTION in sections:
+            ln, body = sections[WARNINGS_SECTION]
+            if not v11:
+                raise self.err(ln, f"a {WARNINGS_SECTION!r} section {_NEEDS_1_1}")
+            card["warnings"] = [decode(s) for _, s in _tokens(body)]
+        elif v11:
+            card["warnings"] = []
         if META_SECTION in sections:
-            self._meta(_tokens(sections[META_SECTION][1]), sections[META_SECTION][0], card)
+            self._apply_meta(meta, sections[META_SECTION][0], card)
         has_extra = bool(extra)
         if EXTRA_SECTION in sections:
             ln, body = sections[EXTRA_SECTION]
@@ -306,6 +181,7 @@ class _Parser:
             has_extra = True
         if has_extra:
             card["extra"] = extra
+        card = {k: card[k] for k in _TOP_ORDER if k in card}
         if OTHER_SECTION in sections:
             self._others(*sections[OTHER_SECTION], card)
         try:
@@ -314,7 +190,10 @@ class _Parser:
             raise CardError(f"{self.name}: {e}", path=e.path) from None
         return card
 
-    def _header(self, header, card, extra) -> None:
+    # ------------------------------------------------------------ header
+
+    def _header(self, header) -> dict:
+        """The header's lines by role, unread: how they read depends on the schema version."""
         paras: list[list[tuple[int, str]]] = []
         block: list[tuple[int, str]] = []
         for ln, s in header:
@@ -327,8 +206,9 @@ class _Parser:
             paras.append(block)
         # A missing blank line shows up as a two-line block; name it before counting blocks.
         for role, p in zip(HEADER_ROLES, paras[:-1]):
-            if len(p) != 1:
-                raise self.err(p[1][0], f"expected a blank line after the {role} line")
+            rest = p[1:] if role != "summary" else [t for t in p[1:] if not _is_cited(t[1])]
+            if rest:
+                raise self.err(rest[0][0], f"expected a blank line after the {role} line")
         if len(paras) != 6:
             ln = paras[6][0][0] if len(paras) > 6 else (paras[-1][-1][0] if paras else 1)
             raise self.err(
@@ -337,62 +217,139 @@ class _Parser:
                 "source, headline, summary, then language/locations/topics/organisations/people "
                 f"and the key questions with answers); found {len(paras)}",
             )
-        (title,), (h1,), (source,), (h2,), (summary,), details = paras
-        card["id"] = None
-        card["title"] = _decode(title[1])
-        card["source"] = _decode(source[1])
-        if (h1[1], h2[1]) != (title[1], title[1]):
-            extra["headlines"] = [_decode(h1[1]), _decode(h2[1])]
-        if summary[1] != NONE:
-            extra["summary"] = _decode(summary[1])
+        (title,), (h1,), (source,), (h2,), summary, details = paras
         if len(details) < 5:
             raise self.err(
                 details[-1][0], "the details block needs 5 lines: language, locations, topics, organisations, people"
             )
-        card["language"] = _decode(details[0][1])
+        return {
+            "title": title, "headlines": (h1, h2), "source": source, "summary": summary[0], "cited": summary[1:],
+            "details": details[:5], "questions": self._questions(details[5:]),
+        }
+
+    def _questions(self, qa) -> list[dict]:
+        out, i = [], 0
+        while i < len(qa):
+            ln, s = qa[i]
+            if _is_cited(s):
+                raise self.err(ln, f"a {s.split(None, 1)[0]!r} line belongs under the summary or an answer")
+            if i + 1 >= len(qa) or _is_cited(qa[i + 1][1]):
+                raise self.err(ln, f"key question without an answer: {s!r}")
+            q = {"question": qa[i], "answer": qa[i + 1], "cited": []}
+            i += 2
+            while i < len(qa) and _is_cited(qa[i][1]):
+                q["cited"].append(qa[i])
+                i += 1
+            out.append(q)
+        return out
+
+    def _fill_header(self, head: dict, card: dict, extra: dict, v11: bool) -> None:
+        title, source, details = head["title"], head["source"], head["details"]
+        card["id"] = None
+        card["title"] = decode(title[1])
+        card["source"] = decode(source[1])
+        h1, h2 = head["headlines"]
+        if (h1[1], h2[1]) != (title[1], title[1]):
+            extra["headlines"] = [decode(h1[1]), decode(h2[1])]
+        card["language"] = decode(details[0][1])
         # The seed's line after the language names a place ("China"); whether the site means
-        # the article's places or the outlet's country is not said, so it is kept as tags.
-        card["topics"] = _parse_topics(details[2][1])
+        # the article's places or the outlet's country is not said: it is read as locations.
+        card["topics"] = parse_topics(details[2][1])
+        lines = dict(zip(TAG_KEYS, (details[1], details[3], details[4])))
+        if v11:
+            self._fill_1_1(head, lines, card)
+        else:
+            self._fill_1_0(head, lines, extra)
+
+    def _fill_1_1(self, head: dict, lines: dict, card: dict) -> None:
+        s = head["summary"][1]
+        method, evidence = self._cited(head["cited"])
+        card["summary"] = None
+        if s != NONE:
+            card["summary"] = {"text": decode(s), "method": method or "generated", "evidence": evidence}
+        elif head["cited"]:
+            raise self.err(head["cited"][0][0], "a summary of (none) cites nothing")
+        if all(s == NONE for _, s in lines.values()):
+            card["entities"] = None
+        else:
+            card["entities"] = {k: parse_entities(lines[k][1]) for k in ENTITY_KINDS}
+        card["key_questions"] = []
+        for q in head["questions"]:
+            method, evidence = self._cited(q["cited"])
+            card["key_questions"].append({
+                "question": decode(q["question"][1]), "answer": decode(q["answer"][1]),
+                "method": method or "generated", "evidence": evidence,
+            })
+
+    def _fill_1_0(self, head: dict, lines: dict, extra: dict) -> None:
+        cited = head["cited"] + [t for q in head["questions"] for t in q["cited"]]
+        if cited:
+            raise self.err(cited[0][0], f"a method or evidence line under the summary or an answer {_NEEDS_1_1}")
+        if head["summary"][1] != NONE:
+            extra["summary"] = decode(head["summary"][1])
         tags = {}
-        for key, (ln, s) in zip(TAG_KEYS, (details[1], details[3], details[4])):
-            items = _parse_list(s, camel=True)
+        for key, (_, s) in lines.items():
+            items = parse_list(s, camel=True)
             if items is not None:
                 tags[key] = items
         if tags:
             extra["tags"] = tags
-        qa = details[5:]
-        if len(qa) % 2:
-            raise self.err(qa[-1][0], f"key question without an answer: {qa[-1][1]!r}")
-        if qa:
+        if head["questions"]:
             extra["key_questions"] = [
-                {"question": _decode(q[1]), "answer": _decode(a[1])} for q, a in zip(qa[::2], qa[1::2])
+                {"question": decode(q["question"][1]), "answer": decode(q["answer"][1])} for q in head["questions"]
             ]
 
-    def _concepts(self, toks) -> list[dict]:
+    def _cited(self, lines) -> tuple[str | None, list[dict]]:
+        """The `Method:` and `Evidence` lines under a summary or an answer."""
+        method, evidence = None, []
+        for ln, s in lines:
+            m = EXT.match(s)
+            if m:
+                if method is not None:
+                    raise self.err(ln, "a second 'Method:' line")
+                if m.group(2) not in METHODS:
+                    raise self.err(ln, f"expected 'Method: {' or '.join(METHODS)}', got {s!r}")
+                method = m.group(2)
+            else:
+                evidence.append(self._span(ln, s))
+        return method, evidence
+
+    def _span(self, ln: int, s: str) -> dict:
+        ev = parse_evidence(s)
+        if isinstance(ev, str):
+            raise self.err(ln, ev)
+        if ev.pop("quoted"):
+            raise self.err(ln, "only a concept's evidence is marked 'Quoted'")
+        return ev
+
+    # ------------------------------------------------------------ concepts and goals
+
+    def _concepts(self, toks, v11: bool) -> list[dict]:
         out = []
         i = 0
         while i < len(toks):
-            out.append(self._score_and_label(toks, i))
-            c = out[-1]
+            c = self._score_and_label(toks, i)
             i += 2
             expl = []
             while i < len(toks) and not _ends_explanation(toks[i][1]):
                 expl.append(toks[i])
                 i += 1
             if len(expl) == 1:
-                c["explanation"] = _decode(expl[0][1])
+                c["explanation"] = decode(expl[0][1])
             elif expl:  # several paragraphs in a hand-written card
                 c["explanation"] = "\n\n".join(s for _, s in expl)
-            while i < len(toks) and (_EVIDENCE_LIKE.match(toks[i][1]) or _EXT.match(toks[i][1])):
-                self._concept_extension(toks[i], c)
+            while i < len(toks) and (EVIDENCE_LIKE.match(toks[i][1]) or EXT.match(toks[i][1])):
+                self._concept_extension(toks[i], c, v11)
                 i += 1
-            out[-1] = {k: c[k] for k in ("concept", "label", "score", "expected_score", "distribution", "evidence", "explanation")}
+            c["evidence"] = [{k: e[k] for k in ("text", "start", "end", "score", "words", "quoted") if k in e}
+                             for e in c["evidence"]]
+            out.append(c)
         return out
 
     def _score_and_label(self, toks, i) -> dict:
         ln, s = toks[i]
-        m = _SCORE_LIKE.match(s)
-        score = _num(m.group(1)) if m else None
+        m = SCORE_LIKE.match(s)
+        score = number(m.group(1)) if m else None
         if not m or (score is None and m.group(1) != "-"):
             raise self.err(ln, f"expected a score like '2/5' (or '-/5' for none), got {s!r}")
         if score is not None and ((isinstance(score, float) and not score.is_integer()) or not 1 <= score <= 5):
@@ -400,13 +357,13 @@ class _Parser:
         if i + 1 >= len(toks):
             raise self.err(ln, "expected a concept label after the score")
         ln, s = toks[i + 1]
-        cm = _CONCEPT_LINE.match(s)
+        cm = CONCEPT_LINE.match(s)
         if cm:
-            concept, label = cm.group(1), _decode(cm.group(2))
+            concept, label = cm.group(1), decode(cm.group(2))
             if concept not in CONCEPTS or label is None:
                 raise self.err(ln, f"expected 'Concept <{'|'.join(CONCEPTS)}>: <label>', got {s!r}")
-        elif s.lower() in _LABELS_LOWER:
-            concept, label = _LABELS_LOWER[s.lower()], s
+        elif s.lower() in LABELS_LOWER:
+            concept, label = LABELS_LOWER[s.lower()], s
         else:
             raise self.err(ln, f"expected a concept label ({', '.join(CONCEPT_LABELS.values())}), got {s!r}")
         return {
@@ -414,24 +371,22 @@ class _Parser:
             "distribution": None, "evidence": [], "explanation": None,
         }
 
-    def _concept_extension(self, tok, c) -> None:
+    def _concept_extension(self, tok, c, v11: bool) -> None:
         ln, s = tok
-        if _EVIDENCE_LIKE.match(s):
-            m = _EVIDENCE.match(s)
-            start, end, score = (_num(m.group(g)) for g in "abs") if m else (None, None, None)
-            if None in (start, end, score):
+        if EVIDENCE_LIKE.match(s):
+            ev = parse_evidence(s)
+            if isinstance(ev, str) or "score" not in ev:
                 raise self.err(ln, f"expected 'Evidence <start>-<end> (<score>): <text>', got {s!r}")
-            text = _decode(m.group("t"))
-            if text is None:
-                raise self.err(ln, "evidence without text")
-            c["evidence"].append({"text": text, "start": start, "end": end, "score": score})
+            if not v11 and ev.pop("quoted"):
+                raise self.err(ln, f"'Quoted evidence' {_NEEDS_1_1}")
+            c["evidence"].append(ev)
             return
-        m = _EXT.match(s)
+        m = EXT.match(s)
         key = m.group(1) if m else None
         if key == "Biased words":
             if not c["evidence"] or "words" in c["evidence"][-1]:
                 raise self.err(ln, "'Biased words:' must follow an Evidence line")
-            words = _parse_list(m.group(2), camel=False)
+            words = parse_list(m.group(2), camel=False)
             c["evidence"][-1]["words"] = words if words is not None else []
         elif key in ("Expected score", "Distribution"):
             field = "expected_score" if key == "Expected score" else "distribution"
@@ -442,37 +397,49 @@ class _Parser:
         else:
             raise self.err(ln, f"'{key}:' does not belong in a concept block")
 
-    def _sdgs(self, toks) -> tuple[list[dict], list[str | None]]:
-        sdgs, explanations = [], []
+    def _sdgs(self, toks, v11: bool, extra: dict) -> list[dict]:
+        sdgs, explanations, evidence = [], [], []
         for ln, s in toks:
-            head = _sdg_header(s)
+            head = sdg_header(s)
             if head is not None:
                 goal, name, polarity = head  # a seed-form name becomes the official short name
                 if name is None:
                     raise self.err(ln, "SDG without a name")
                 sdgs.append({"goal": goal, "name": name, "probability": 1.0, "polarity": polarity, "relevance": None})
                 explanations.append(None)
+                evidence.append([])
                 continue
             if not sdgs:
                 raise self.err(ln, f"expected an SDG like 'Peace, Justice and Strong Institutions Positive', got {s!r}")
-            m = _EXT.match(s)
-            if _RELEVANCE.match(s):
+            m = EXT.match(s)
+            if RELEVANCE.match(s):
                 sdgs[-1]["relevance"] = s.split()[0].lower()
             elif m and m.group(1) == "Probability":
-                p = _num(m.group(2))
+                p = number(m.group(2))
                 if p is None:
                     raise self.err(ln, f"expected a number after 'Probability:', got {m.group(2)!r}")
                 sdgs[-1]["probability"] = p
+            elif EVIDENCE_LIKE.match(s):
+                if not v11:
+                    raise self.err(ln, f"evidence under a goal {_NEEDS_1_1}")
+                evidence[-1].append(self._span(ln, s))
             elif explanations[-1] is None:
-                explanations[-1] = _decode(s) if s != NONE else None
+                explanations[-1] = decode(s) if s != NONE else None
             else:
                 explanations[-1] += "\n\n" + s
-        return sdgs, explanations
+        if v11:
+            for sdg, x, ev in zip(sdgs, explanations, evidence):
+                sdg.update(explanation=x, evidence=ev)
+        elif any(x is not None for x in explanations):
+            extra["sdg_explanations"] = explanations
+        return sdgs
+
+    # ------------------------------------------------------------ trailing sections
 
     def _leaning(self, toks) -> dict:
         out: dict[str, Any] = {}
         for ln, s in toks:
-            m = _EXT.match(s)
+            m = EXT.match(s)
             if m and m.group(1) == "Leaning":
                 out["label"] = m.group(2).lower()
             elif m and m.group(1) == "Distribution":
@@ -484,21 +451,25 @@ class _Parser:
                 raise self.err(ln, f"expected 'Leaning: left|center|right' or 'Distribution: {{...}}', got {s!r}")
         return out
 
-    def _meta(self, toks, section_ln, card) -> None:
-        seen: dict[str, str] = {}
+    def _meta(self, toks) -> dict[str, tuple[int, str]]:
+        keys = ("Id", "Model", "Model version", "Model heads", "Schema version")
+        seen: dict[str, tuple[int, str]] = {}
         for ln, s in toks:
-            m = _EXT.match(s)
-            if not m or m.group(1) not in ("Id", "Model", "Model version", "Model heads"):
-                raise self.err(ln, f"expected 'Id:', 'Model:', 'Model version:' or 'Model heads:', got {s!r}")
-            seen[m.group(1)] = m.group(2)
+            m = EXT.match(s)
+            if not m or m.group(1) not in keys:
+                raise self.err(ln, f"expected {', '.join(repr(k + ':') for k in keys)}, got {s!r}")
+            seen[m.group(1)] = (ln, m.group(2))
+        return seen
+
+    def _apply_meta(self, seen: dict, section_ln: int, card: dict) -> None:
         if "Id" in seen:
-            card["id"] = _decode(seen["Id"])
+            card["id"] = decode(seen["Id"][1])
         if ("Model" in seen) != ("Model version" in seen):
             raise self.err(section_ln, "'Model:' and 'Model version:' go together")
         if "Model" in seen:
-            model = {"name": _decode(seen["Model"]), "version": _decode(seen["Model version"])}
+            model = {"name": decode(seen["Model"][1]), "version": decode(seen["Model version"][1])}
             if "Model heads" in seen:
-                model["heads"] = _parse_list(seen["Model heads"], camel=False) or []
+                model["heads"] = parse_list(seen["Model heads"][1], camel=False) or []
             card["model"] = model
 
     def _json_block(self, ln, body):
@@ -525,10 +496,16 @@ def _tokens(body):
     return [(ln, s) for ln, s in body if s]
 
 
+def _is_cited(s: str) -> bool:
+    """A line under the summary or an answer: `Method:` or an evidence line."""
+    m = EXT.match(s)
+    return bool((m and m.group(1) == "Method") or EVIDENCE_LIKE.match(s))
+
+
 def _ends_explanation(s: str) -> bool:
     return bool(
-        _SCORE_LIKE.match(s) or s.lower() in _LABELS_LOWER or _CONCEPT_LINE.match(s)
-        or _EVIDENCE_LIKE.match(s) or _EXT.match(s)
+        SCORE_LIKE.match(s) or s.lower() in LABELS_LOWER or CONCEPT_LINE.match(s)
+        or EVIDENCE_LIKE.match(s) or EXT.match(s)
     )
 
 
@@ -556,7 +533,7 @@ def parse_text(text: str, source_name: str = "<card>") -> dict:
 # ---------------------------------------------------------------- render
 
 
-def _others_of(card: dict) -> dict[str, dict]:
+def _others_of(card: dict, v11: bool) -> dict[str, dict]:
     """Fields the layout has no place for, by path; written as JSON so nothing is lost."""
     out: dict[str, dict] = {}
 
@@ -565,34 +542,63 @@ def _others_of(card: dict) -> dict[str, dict]:
         if rest:
             out[path] = rest
 
-    top_known = set(_TOP_KEYS) - ({"extra"} if not isinstance(card.get("extra"), dict) else set())
+    def known(kind):
+        return _KNOWN[kind] | (_KNOWN_1_1.get(kind, set()) if v11 else set())
+
+    top_known = set(_BASE_TOP) | (set(FIELDS_1_1) if v11 else set()) | (
+        {"extra"} if isinstance(card.get("extra"), dict) else set())
     take("", card, top_known)
     take("model", card["model"], _KNOWN["model"])
     for i, c in enumerate(card["cognitive_concepts"]):
         take(f"cognitive_concepts[{i}]", c, _KNOWN["concept"])
         for j, e in enumerate(c["evidence"]):
-            take(f"cognitive_concepts[{i}].evidence[{j}]", e, _KNOWN["evidence"])
+            take(f"cognitive_concepts[{i}].evidence[{j}]", e, known("evidence"))
     for i, s in enumerate(card["sdgs"]):
-        take(f"sdgs[{i}]", s, _KNOWN["sdg"])
+        take(f"sdgs[{i}]", s, known("sdg"))
+        for j, e in enumerate(s["evidence"] if v11 else []):
+            take(f"sdgs[{i}].evidence[{j}]", e, _SPAN_KEYS)
     for i, t in enumerate(card["topics"]):
         take(f"topics[{i}]", t, _KNOWN["topic"])
     if isinstance(card["political_leaning"], dict):
         take("political_leaning", card["political_leaning"], _KNOWN["leaning"])
+    if v11:
+        _others_1_1(card, take)
     return out
+
+
+def _others_1_1(card: dict, take) -> None:
+    if isinstance(card["summary"], dict):
+        take("summary", card["summary"], {"text", "method", "evidence"})
+        for j, e in enumerate(card["summary"]["evidence"]):
+            take(f"summary.evidence[{j}]", e, _SPAN_KEYS)
+    if isinstance(card["entities"], dict):
+        take("entities", card["entities"], ENTITY_KINDS)
+        for kind in ENTITY_KINDS:
+            for j, e in enumerate(card["entities"][kind]):
+                take(f"entities.{kind}[{j}]", e, {"name", "mentions", "spans"})
+                for k, sp in enumerate(e.get("spans", [])):
+                    take(f"entities.{kind}[{j}].spans[{k}]", sp, {"start", "end"})
+    for i, q in enumerate(card["key_questions"]):
+        take(f"key_questions[{i}]", q, {"question", "answer", "method", "evidence"})
+        for j, e in enumerate(q["evidence"]):
+            take(f"key_questions[{i}].evidence[{j}]", e, _SPAN_KEYS)
 
 
 def _str_list(v, n: int | None = None) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v) and (n is None or len(v) == n)
 
 
-def _extra_slots(card: dict, extra: dict) -> dict[str, Any]:
+def _extra_slots(card: dict, extra: dict, v11: bool) -> dict[str, Any]:
     """Extra fields that go to their place in the layout (popped from `extra`): only those
-    that reading back gives exactly; anything else stays in the JSON of "Extra Fields"."""
+    that reading back gives exactly; anything else stays in the JSON of "Extra Fields". A 1.1
+    card has fields of its own for all but the headlines."""
     slots: dict[str, Any] = {}
-    title_line = _enc(card["title"])
+    title_line = enc(card["title"])
     h = extra.get("headlines")
-    if _str_list(h, 2) and [_enc(x) for x in h] != [title_line, title_line]:
+    if _str_list(h, 2) and [enc(x) for x in h] != [title_line, title_line]:
         slots["headlines"] = extra.pop("headlines")
+    if v11:
+        return slots
     if isinstance(extra.get("summary"), str):
         slots["summary"] = extra.pop("summary")
     t = extra.get("tags")
@@ -613,61 +619,95 @@ def _extra_slots(card: dict, extra: dict) -> dict[str, Any]:
     return slots
 
 
-def _header_paras(card: dict, slots: dict) -> list[list[str]]:
-    title = _enc(card["title"])
-    heads = [_enc(x) for x in slots.get("headlines", (card["title"], card["title"]))]
-    paras = [[title], [heads[0]], [_enc(card["source"])], [heads[1]], [_enc(slots.get("summary"))]]
-    tags = slots.get("tags", {})
-    details = [
-        _enc(card["language"]),
-        _enc_list(tags.get("locations"), camel=True),
-        _enc_topics(card["topics"]),
-        _enc_list(tags.get("organisations"), camel=True),
-        _enc_list(tags.get("people"), camel=True),
-    ]
-    for qa in slots.get("key_questions", []):
-        details += [_enc(qa["question"]), _enc(qa["answer"])]
-    return paras + [details]
+def _view(card: dict, slots: dict, v11: bool) -> dict:
+    """What the header, Warnings and goal blocks show, from the 1.1 fields or (1.0) the slots."""
+    n = len(card["sdgs"])
+    if not v11:
+        tags = slots.get("tags", {})
+        return {
+            "summary": {"text": slots["summary"]} if "summary" in slots else None,
+            "entities": {k: enc_list(tags.get(k), camel=True) for k in TAG_KEYS},
+            "questions": slots.get("key_questions", []),
+            "sdg_explanations": slots.get("sdg_explanations", [None] * n),
+            "sdg_evidence": [[] for _ in range(n)],
+            "warnings": [],
+        }
+    ents = card["entities"]
+    if ents is None:
+        lines = {k: NONE for k in TAG_KEYS}
+    else:
+        all_empty = not any(ents[k] for k in ENTITY_KINDS)
+        lines = {k: enc_entities(ents[k], all_empty=all_empty) for k in TAG_KEYS}
+    return {
+        "summary": card["summary"],
+        "entities": lines,
+        "questions": card["key_questions"],
+        "sdg_explanations": [s["explanation"] for s in card["sdgs"]],
+        "sdg_evidence": [s["evidence"] for s in card["sdgs"]],
+        "warnings": card["warnings"],
+    }
 
 
-def _concept_paras(c: dict) -> list[list[str]]:
-    paras = [[f"{_json(c['score']) if c['score'] is not None else '-'}/5"]]
+def _cited_lines(obj: dict) -> list[str]:
+    """The method and evidence lines under a summary or an answer (none for a 1.0 card's)."""
+    lines = [f"Method: {obj['method']}"] if "method" in obj else []
+    return lines + [enc_evidence({k: e[k] for k in _SPAN_KEYS if k in e}) for e in obj.get("evidence", [])]
+
+
+def _header_paras(card: dict, slots: dict, view: dict) -> list[list[str]]:
+    title = enc(card["title"])
+    heads = [enc(x) for x in slots.get("headlines", (card["title"], card["title"]))]
+    summary = view["summary"]
+    summary_block = [enc(summary["text"]), *_cited_lines(summary)] if summary is not None else [NONE]
+    paras = [[title], [heads[0]], [enc(card["source"])], [heads[1]], summary_block]
+    lines = view["entities"]
+    details = [enc(card["language"]), lines["locations"], enc_topics(card["topics"]), lines["organisations"],
+               lines["people"]]
+    for qa in view["questions"]:
+        details += [enc(qa["question"]), enc(qa["answer"]), *_cited_lines(qa)]
+    paras.append(details)
+    if view["warnings"]:
+        paras += [[WARNINGS_SECTION], [enc(w) for w in view["warnings"]]]
+    return paras
+
+
+def _concept_paras(c: dict, v11: bool) -> list[list[str]]:
+    paras = [[f"{json_text(c['score']) if c['score'] is not None else '-'}/5"]]
     label = c["label"]
     if label == CONCEPT_LABELS[c["concept"]]:
         paras.append([label])
     else:
-        paras.append([f"Concept {c['concept']}: {_enc(label, line=False)}"])
-    paras.append([_enc(c["explanation"])])
+        paras.append([f"Concept {c['concept']}: {enc(label, line=False)}"])
+    paras.append([enc(c["explanation"])])
     ext = []
     if c["expected_score"] is not None:
-        ext.append(f"Expected score: {_json(c['expected_score'])}")
+        ext.append(f"Expected score: {json_text(c['expected_score'])}")
     if c["distribution"] is not None:
-        ext.append(f"Distribution: {_json(c['distribution'])}")
+        ext.append(f"Distribution: {json_text(c['distribution'])}")
     for ev in c["evidence"]:
-        ext.append(
-            f"Evidence {_json(ev['start'])}-{_json(ev['end'])} ({_json(ev['score'])}): {_enc(ev['text'], line=False)}"
-        )
+        ext.append(enc_evidence({k: ev[k] for k in _SPAN_KEYS}, quoted=v11 and ev["quoted"]))
         if "words" in ev:
-            ext.append(f"Biased words: {_enc_list(ev['words'], camel=False, line=False)}")
+            ext.append(f"Biased words: {enc_list(ev['words'], camel=False, line=False)}")
     return paras + ([ext] if ext else [])
 
 
-def _sdg_paras(card: dict, slots: dict) -> list[list[str]]:
+def _sdg_paras(card: dict, view: dict) -> list[list[str]]:
     paras = [[SDGS_SECTION]]
-    explanations = slots.get("sdg_explanations", [None] * len(card["sdgs"]))
-    for s, expl in zip(card["sdgs"], explanations):
+    for s, expl, evidence in zip(card["sdgs"], view["sdg_explanations"], view["sdg_evidence"]):
         block = [_render_sdg_header(s)]
         if s["relevance"]:
             block.append(f"{s['relevance'].capitalize()} Relevance")
-        if not _is_one(s["probability"]):
-            block.append(f"Probability: {_json(s['probability'])}")
+        if not is_one(s["probability"]):
+            block.append(f"Probability: {json_text(s['probability'])}")
         paras.append(block)
         if expl is not None:
-            paras.append([_enc(expl)])
+            paras.append([enc(expl)])
+        if evidence:
+            paras.append([enc_evidence({k: e[k] for k in _SPAN_KEYS if k in e}) for e in evidence])
     return paras
 
 
-def _tail_paras(card: dict) -> list[list[str]]:
+def _tail_paras(card: dict, v11: bool) -> list[list[str]]:
     """Political Leaning, Card Metadata and Other Fields, where the card has them."""
     paras: list[list[str]] = []
     leaning = card["political_leaning"]
@@ -677,19 +717,23 @@ def _tail_paras(card: dict) -> list[list[str]]:
         if "label" in leaning:
             lines.append(f"Leaning: {leaning['label']}")
         if "distribution" in leaning:
-            lines.append(f"Distribution: {_json(leaning['distribution'])}")
+            lines.append(f"Distribution: {json_text(leaning['distribution'])}")
         if lines:
             paras.append(lines)
     model = card["model"]
-    if card["id"] is not None or not _same({k: model[k] for k in _KNOWN["model"] if k in model}, HUMAN_MODEL):
-        lines = [] if card["id"] is None else [f"Id: {_enc(card['id'], line=False)}"]
-        lines += [f"Model: {_enc(model['name'], line=False)}", f"Model version: {_enc(model['version'], line=False)}"]
+    version = card["schema_version"]
+    human = same({k: model[k] for k in _KNOWN["model"] if k in model}, HUMAN_MODEL)
+    if card["id"] is not None or not human or version != SCHEMA_VERSION:
+        lines = [] if version == SCHEMA_VERSION else [f"Schema version: {enc(version, line=False)}"]
+        if card["id"] is not None:
+            lines.append(f"Id: {enc(card['id'], line=False)}")
+        lines += [f"Model: {enc(model['name'], line=False)}", f"Model version: {enc(model['version'], line=False)}"]
         if "heads" in model:
-            lines.append(f"Model heads: {_enc_list(model['heads'], camel=False, line=False)}")
+            lines.append(f"Model heads: {enc_list(model['heads'], camel=False, line=False)}")
         paras += [[META_SECTION], lines]
-    others = _others_of(card)
+    others = _others_of(card, v11)
     if others:
-        paras += [[OTHER_SECTION], [_json(others, indent=2)]]
+        paras += [[OTHER_SECTION], [json_text(others, indent=2)]]
     return paras
 
 
@@ -697,21 +741,24 @@ def render_text(card: dict) -> str:
     """A valid card -> the text layout (see the module docstring). Raises CardError if invalid."""
     validate(card)
     card = normalize(card)
+    v11 = has_1_1_fields(card)
     extra = dict(card["extra"]) if isinstance(card.get("extra"), dict) else None
-    slots = _extra_slots(card, extra) if extra is not None else {}
-    paras = _header_paras(card, slots) + [[CONCEPTS_SECTION]]
+    slots = _extra_slots(card, extra, v11) if extra is not None else {}
+    view = _view(card, slots, v11)
+    paras = _header_paras(card, slots, view) + [[CONCEPTS_SECTION]]
     for c in card["cognitive_concepts"]:
-        paras += _concept_paras(c)
-    paras += _sdg_paras(card, slots) + _tail_paras(card)
+        paras += _concept_paras(c, v11)
+    paras += _sdg_paras(card, view) + _tail_paras(card, v11)
     if extra is not None and (extra or not slots):
-        paras += [[EXTRA_SECTION], [_json(extra, indent=2)]]
+        paras += [[EXTRA_SECTION], [json_text(extra, indent=2)]]
     return "\n\n".join("\n".join(p) for p in paras) + "\n"
 
 
 def _render_sdg_header(s: dict) -> str:
     pol = f" {s['polarity'].capitalize()}" if s["polarity"] else ""
     want = (s["goal"], s["name"], s["polarity"])
-    plain = f"SDG {_json(s['goal'])}: {s['name']}{pol}"
-    if _inline_ok(s["name"]) and _sdg_header(plain) == want and _same(_sdg_header(plain)[0], s["goal"]):
+    plain = f"SDG {json_text(s['goal'])}: {s['name']}{pol}"
+    if inline_ok(s["name"]) and sdg_header(plain) == want and same(sdg_header(plain)[0], s["goal"]):
         return plain
-    return f"SDG {_json(s['goal'])}: {_json(s['name'])}{pol}"
+    return f"SDG {json_text(s['goal'])}: {json_text(s['name'])}{pol}"
+

@@ -1,49 +1,51 @@
 """Compose bias cards from a multi-head model's outputs, for a batch of articles at once.
 
 Per batch of articles the model runs twice, whatever the number of articles:
-  1. one forward over every sentence of every article (all sentence heads + the token head);
+  1. one forward over every sentence of every article (all sentence heads + the token head,
+     and the pooled sentence embeddings), with the key questions' query texts in the same pass;
   2. one forward over the chunks of every whole article (the document heads), reading at most
      the model's `max_chunks` chunks per article, as eval does.
 `composer.runtime` (configs/serve.yaml) sets how the passes run (`runtime.py`).
 
-The four 1-5 scores, per concept:
-  - the document-level ordinal head (`card_<concept>`, CORN) when the model has one: score
-    = CORN rank, expected_score and distribution from its class probabilities;
-  - otherwise derived from sentence heads (configs/serve.yaml → composer.concepts): a
-    sentence's concept probability is the max over the concept's heads, an article
-    statistic (share of sentences above a threshold, mean of the top k, or the mean)
-    is mapped to 1-5 by 4 cut points (`calibration.py`); expected_score/distribution stay null;
-  - neither: score null, evidence [] (the model cannot estimate it).
-Evidence = the concept's strongest sentences (offsets into the input text), with the words
-the token head marks. A head the model lacks leaves its card field null or empty.
+What each part of the card comes from:
+  - the four 1-5 scores (`concepts.py`): the document-level ordinal head `card_<concept>` when
+    the model has one, else sentence heads turned into one article statistic and mapped to 1-5
+    by 4 cut points (`calibration.py`), quotes and attributed speech (`quotes.py`) weighted by
+    `composer.quotes.weight`, short texts shrunk toward a prior or left unscored with a warning;
+    every score has a continuous expected_score and a prose explanation (`explain.py`);
+  - SDGs, topics, leaning (`goals.py`): document heads over calibrated thresholds; each SDG's
+    evidence is the sdg head read sentence by sentence;
+  - summary and key questions (`summary.py`, `questions.py`): the article's own sentences,
+    ranked with the sentence embeddings of pass 1; an optional causal LM (`generate.py`,
+    off by default) rewrites them as prose, marked `generated`, the cited sentences kept;
+  - people, organisations, places (`entities.py`, spaCy) and language (`language.py`, langid).
+A head the model lacks leaves its card field null or empty.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from biascard.card.contract import CONCEPT_LABELS, CONCEPTS, SCHEMA_VERSION, SDG_NAMES, validate
+from biascard.card.contract import CONCEPTS, SCHEMA_VERSION, validate
 from biascard.model import model_dir
 
-from . import explain
+from . import goals
 from .article import Article
-from .calibration import article_statistic, load_calibration, score_from_statistic
+from .calibration import load_calibration
+from .concepts import concept_entries, fit_value
+from .entities import EntityExtractor
+from .generate import Generator
+from .language import detect_language, english_warning
+from .questions import fixed_ranking, key_questions, question_texts, ranking_texts
+from .quotes import quoted_flags, quoted_in_sentences
+from .summary import extractive_summary
 from .plan import plan_concept
 from .runtime import forward_heads, prepare_model, resolve_runtime
-from .sentences import Sentence, split_sentences
+from .sentences import ArticleSentences, split_sentences
 from .settings import composer_settings
-
-LEANINGS = ("left", "center", "right")
-_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
-
-
-def _label_int(label: str) -> int | None:
-    m = re.search(r"\d+", str(label))
-    return int(m.group()) if m else None
 
 
 class Composer:
@@ -69,7 +71,13 @@ class Composer:
         self.token_head = token_head if token_head in self.specs and self.specs[token_head].is_token else None
         # sentence heads feed derived scores and the evidence of document-head scores alike
         self.sentence_heads = sorted({h["head"] for p in self.plan.values() for h in p["heads"]})
-        self.need_sentences = bool(self.sentence_heads)
+        # the sdg head read sentence by sentence gives each listed goal its evidence
+        # the sdg head read sentence by sentence gives each listed goal its evidence; the summary
+        # and the key questions read the sentence embeddings of the same pass
+        self.need_sentences = (bool(self.sentence_heads) or self._enabled("summary") or self._enabled("key_questions")
+                               or goals.document_spec(self, "sdg", ("multilabel", "multiclass")) is not None)
+        self.entities = EntityExtractor(self.settings.get("entities"))
+        self.generator = Generator.from_settings(self.settings)  # off by default: None
 
     @classmethod
     def from_model_dir(cls, directory: str | Path, settings: Mapping | Sequence[Mapping] | None = None, *,
@@ -92,13 +100,18 @@ class Composer:
         self.plan = {c: plan_concept(c, self.settings["concepts"][c], self.specs, calibration,
                                      self.settings["default_cut_points"]) for c in CONCEPTS}
 
+    def _enabled(self, section: str) -> bool:
+        return bool((self.settings.get(section) or {}).get("enabled", True))
+
     # ------------------------------------------------------------ forward passes
 
-    def forward(self, texts: list[str], *, offsets: bool, max_chunks: int | None = None) -> dict[str, Any]:
-        """Head outputs for `texts` (`runtime.forward_heads`); `offsets` adds the token head's."""
+    def forward(self, texts: list[str], *, offsets: bool, max_chunks: int | None = None,
+                embeddings: bool = False) -> dict[str, Any]:
+        """Head outputs for `texts` (`runtime.forward_heads`); `offsets` adds the token head's,
+        `embeddings` the pooled vectors."""
         return forward_heads(self.model, self.tokenizer, texts, self.runtime,
                              token_head=self.token_head if offsets else None, max_chunks=max_chunks,
-                             batch_size=self.settings.get("sentence_batch_size"))
+                             batch_size=self.settings.get("sentence_batch_size"), embeddings=embeddings)
 
     def document_text(self, a: Article) -> str:
         # AllSides training records read "title\n\nbody"; the evidence offsets index `text` only
@@ -113,23 +126,49 @@ class Composer:
         if not articles:
             return []
         sentences = [split_sentences(a.text) for a in articles]
-        flat = [s for ss in sentences for s in ss]
-        sent_out = None
-        if flat and (self.need_sentences or self.token_head):
-            sent_out = self.forward([s.text for s in flat], offsets=self.token_head is not None)
+        asked = [question_texts(a.title, ss, self.settings) if self._enabled("key_questions") else []
+                 for a, ss in zip(articles, sentences)]
+        # per-article ranking texts ride in the sentence pass; fixed ones are embedded once
+        fixed = fixed_ranking(self.settings)
+        queries = [ranking_texts(a.title, ss, self.settings) if q and not fixed else []
+                   for a, ss, q in zip(articles, sentences, asked)]
+        sent_out = self._sentence_pass(sentences, queries)
         doc_out = self.forward([self.document_text(a) for a in articles], offsets=False, max_chunks=self.max_chunks)
         # per-sentence token probabilities (a long sentence may span several chunks)
         words_of: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for rec, p, om in (sent_out or {}).get("tokens", []):
             words_of.setdefault(rec, []).append((p, om))
-        cards, pos = [], 0
+        texts = [a.text for a in articles]
+        extras = {"entities": self.entities.extract(texts),
+                  "language": detect_language(texts, self.settings.get("language")), "questions": asked}
+        emb = (sent_out or {}).get("embeddings")
+        cards, pos, qpos = [], 0, sum(len(ss) for ss in sentences)
         for i, a in enumerate(articles):
             idx = list(range(pos, pos + len(sentences[i])))
             pos += len(sentences[i])
-            card = self._card(a, i, _Sentences(sentences[i], idx, sent_out, words_of), doc_out)
+            sents = ArticleSentences(a.text, sentences[i], idx, sent_out, words_of,
+                                     embeddings=emb[idx] if emb is not None else None,
+                                     quoted=quoted_flags(a.text, sentences[i]))
+            extra = {k: v[i] for k, v in extras.items()}
+            if queries[i] and emb is not None:
+                extra["query_embeddings"] = emb[qpos:qpos + len(queries[i])]
+            else:
+                extra["query_embeddings"] = self._fixed_queries() if fixed and asked[i] and emb is not None else None
+            qpos += len(queries[i])
+            card = self._card(a, i, sents, doc_out, extra)
             validate(card)  # a card off the schema is a bug here: fail loudly, never serve it
             cards.append(card)
         return cards
+
+    def _sentence_pass(self, sentences: list[list], queries: list[list[str]]) -> dict[str, Any] | None:
+        """One forward over every sentence of every article, then the key questions' query
+        texts (rows after the sentences'; no head statistic reads them)."""
+        flat = [s.text for ss in sentences for s in ss]
+        if not flat or not (self.need_sentences or self.token_head):
+            return None
+        want = self._enabled("summary") or self._enabled("key_questions")
+        return self.forward(flat + [q for qs in queries for q in qs], offsets=self.token_head is not None,
+                            embeddings=want)
 
     def concept_probs(self, plan: dict, sent_out, idx: list[int]) -> np.ndarray:
         """A concept's probability per sentence `idx` of a sentence pass: the max over its heads."""
@@ -139,157 +178,69 @@ class Composer:
             cols.append(p if h["type"] == "binary" else p[:, h["index"]].sum(axis=1))
         return np.max(np.stack(cols), axis=0) if cols else np.zeros(0)
 
-    def _words(self, text: str, parts: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
-        thr = float(self.settings.get("token_threshold", 0.5))
-        spans = [(int(s), int(e)) for p, om in parts for prob, (s, e) in zip(p, om) if e > s and prob >= thr]
-        words, seen = [], set()
-        for m in _WORD.finditer(text):  # whole words, not WordPiece fragments
-            if any(s < m.end() and e > m.start() for s, e in spans) and m.group() not in seen:
-                seen.add(m.group())
-                words.append(m.group())
-        return words
+    def _fixed_queries(self) -> np.ndarray:
+        """The article-independent ranking texts' embeddings, computed once, alone in a pass."""
+        if getattr(self, "_query_embeddings", None) is None:
+            texts = ranking_texts(None, [], self.settings)
+            self._query_embeddings = self.forward(texts, offsets=False, embeddings=True)["embeddings"]
+        return self._query_embeddings
 
-    def _evidence(self, probs: np.ndarray, sents: "_Sentences") -> list[dict]:
-        k = int(self.settings.get("evidence_k", 3))
-        floor = float(self.settings.get("evidence_min_probability", 0.5))
-        out = []
-        for j in sorted(range(len(probs)), key=lambda j: (-probs[j], j))[:k]:
-            if probs[j] < floor:
-                break
-            s = sents.items[j]
-            item = {"text": s.text, "start": s.start, "end": s.end, "score": round(float(probs[j]), 4)}
-            if self.token_head:
-                item["words"] = self._words(s.text, sents.words_of.get(sents.idx[j], []))
-            out.append(item)
-        return out
-
-    def _concept(self, concept: str, sents: "_Sentences", doc_out, i: int) -> dict:
-        plan = self.plan[concept]
-        entry = {"concept": concept, "label": CONCEPT_LABELS[concept], "score": None,
-                 "expected_score": None, "distribution": None, "evidence": [], "explanation": None}
-        usable = plan["heads"] and sents.out is not None
-        probs = self.concept_probs(plan, sents.out, sents.idx) if usable else np.zeros(0)
-        if plan["heads"] and probs.size:
-            entry["evidence"] = self._evidence(probs, sents)
-        if plan["mode"] == "document":
-            self._document_score(entry, plan, doc_out, i)
-        elif plan["mode"] == "derived":
-            self._derived_score(entry, plan, probs)
-        else:
-            entry["explanation"] = explain.not_estimated(plan, self.specs)
-        return entry
-
-    def _document_score(self, entry: dict, plan: dict, doc_out, i: int) -> None:
-        head = plan["document_head"]
-        dist = doc_out["probs"][head][i]
-        rank = int(doc_out["ranks"][head][i])
-        values = [_label_int(lab) for lab in self.specs[head].labels]
-        if values == [1, 2, 3, 4, 5]:
-            entry["score"] = rank + 1
-            entry["distribution"] = [round(float(x), 4) for x in dist]
-            entry["expected_score"] = round(float(np.dot(dist, np.arange(1, 6))), 4)
-        elif values[rank] is not None and 1 <= values[rank] <= 5:
-            entry["score"] = values[rank]
-        entry["explanation"] = explain.document(plan, bool(entry["evidence"]))
-
-    def _derived_score(self, entry: dict, plan: dict, probs: np.ndarray) -> None:
-        stat = article_statistic(probs, plan["statistic"], plan["threshold"], plan["top_k"])
-        if stat is not None:
-            entry["score"] = score_from_statistic(stat, plan["cut_points"])
-        entry["explanation"] = explain.derived(plan, probs, stat)
-
-    def _card(self, a: Article, i: int, sents: "_Sentences", doc_out) -> dict:
+    def _card(self, a: Article, i: int, sents: ArticleSentences, doc_out, extra: dict) -> dict:
         probs = doc_out["probs"]
+        concepts, warnings = concept_entries(self, sents, doc_out, i)
+        lang = extra["language"]
+        summary, questions, generated = self._reading_aids(a, sents, extra)
+        warnings = [w for w in (english_warning(lang), self.entities.warning) if w] + warnings + generated
         return {
             "schema_version": SCHEMA_VERSION,
             "id": a.id,
             "title": a.title,
             "source": a.source,
-            "language": None,  # no language-id head: not estimated
+            "language": lang["code"] if lang and lang["reliable"] else None,
             "model": {"name": self.name, "version": self.version, "heads": sorted(self.specs)},
-            "cognitive_concepts": [self._concept(c, sents, doc_out, i) for c in CONCEPTS],
-            "sdgs": self._sdgs(probs, i),
-            "topics": self._topics(probs, i),
-            "political_leaning": self._leaning(probs, i),
+            "summary": summary,
+            "entities": extra["entities"],
+            "key_questions": questions,
+            "cognitive_concepts": concepts,
+            "sdgs": goals.sdgs(self, probs, i, sents),
+            "topics": goals.topics(self, probs, i),
+            "political_leaning": goals.leaning(self, probs, i),
+            "warnings": list(dict.fromkeys(warnings)),
         }
 
-    def _document_spec(self, head: str, types: tuple[str, ...]):
-        spec = self.specs.get(head)
-        return spec if spec is not None and spec.level == "document" and spec.type in types else None
+    def _reading_aids(self, a: Article, sents: ArticleSentences, extra: dict) -> tuple[dict | None, list, list[str]]:
+        """(summary, key questions, warnings): extractive from the article's sentences, then
+        rewritten by the optional generator (`composer.generate`), which keeps the evidence."""
+        summary = extractive_summary(sents, self.settings) if self._enabled("summary") else None
+        questions = []
+        if extra["questions"] and sents.items:
+            chosen = {j for j, s in enumerate(sents.items) for e in (summary or {}).get("evidence", [])
+                      if (s.start, s.end) == (e["start"], e["end"])}
+            questions = key_questions(sents, extra["questions"], extra["query_embeddings"], self.settings,
+                                      exclude=chosen)
+        warnings: list[str] = []
+        if self.generator is not None:
+            questions, warnings = self.generator.rewrite_key_questions(a.title, questions)
+            if (self.settings.get("generate") or {}).get("summary"):
+                summary, more = self.generator.generate_summary(a.title, summary)
+                warnings += more
+        return summary, questions, warnings
 
-    def _sdgs(self, probs, i: int) -> list[dict]:
-        spec = self._document_spec("sdg", ("multilabel", "multiclass"))
-        if spec is None:
-            return []
-        p = probs["sdg"][i]
-        polarity = self._document_label("sdg_polarity", i, probs, ("positive", "negative"))
-        relevance = self._document_label("sdg_relevance", i, probs, ("direct", "indirect"))
-        cut = self._label_thresholds(spec, self.settings["sdg_threshold"])
-        goals = []
-        for j, lab in enumerate(spec.labels):
-            g = _label_int(lab)
-            if g is not None and 1 <= g <= 17 and p[j] >= cut[j]:
-                goals.append({"goal": g, "name": SDG_NAMES[g], "probability": round(float(p[j]), 4),
-                              "polarity": polarity, "relevance": relevance})
-        goals.sort(key=lambda x: (-x["probability"], x["goal"]))
-        return goals[: int(self.settings["sdg_max"])]
-
-    def _topics(self, probs, i: int) -> list[dict]:
-        spec = self._document_spec("topic", ("multilabel", "multiclass"))
-        if spec is None:
-            return []
-        p = probs["topic"][i]
-        order = sorted(range(len(p)), key=lambda j: (-p[j], j))[: int(self.settings["topic_k"])]
-        cut = self._label_thresholds(spec, self.settings["topic_threshold"])
-        return [{"label": spec.labels[j], "probability": round(float(p[j]), 4)} for j in order if p[j] >= cut[j]]
-
-    def _leaning(self, probs, i: int) -> dict | None:
-        spec = self._document_spec("political_leaning", ("multiclass",))
-        if spec is None:
-            return None
-        p = probs["political_leaning"][i]
-        known = [j for j, lab in enumerate(spec.labels) if lab in LEANINGS]
-        if not known:  # a label outside left/center/right cannot be put on the card
-            return None
-        best = max(known, key=lambda j: p[j])
-        return {"label": spec.labels[best], "distribution": {lab: round(float(x), 4) for lab, x in zip(spec.labels, p)}}
-
-    def _label_thresholds(self, spec, default) -> list[float]:
-        """Per label: the threshold fit on validation and saved with the model (multilabel heads,
-        composer.use_model_thresholds), else the composer's one `default`."""
-        if spec.type == "multilabel" and spec.thresholds is not None and self.settings.get("use_model_thresholds", True):
-            return list(spec.thresholds)
-        return [float(default)] * len(spec.labels)
-
-    def _document_label(self, head: str, i: int, probs, allowed: tuple[str, ...]) -> str | None:
-        spec = self.specs.get(head)
-        if spec is None or spec.type != "multiclass" or head not in probs:
-            return None
-        label = spec.labels[int(np.argmax(probs[head][i]))]
-        return label if label in allowed else None
-
-    def sentence_statistics(self, texts: list[list[str]]) -> dict[str, list[float]]:
-        """Per concept, the article statistic of each article given as its sentences
-        (used by calibration; concepts without sentence heads are absent)."""
+    def sentence_statistics(self, texts: list[list[str]]) -> dict[str, list[tuple[float, float]]]:
+        """Per concept, (article statistic, counted sentences) of each article given as its
+        sentences, quotes weighted as the card weights them (`concepts.fit_value`; used by
+        calibration; concepts without sentence heads are absent)."""
         flat = [t for sents in texts for t in sents]
         if not flat or not self.sentence_heads:
             return {}
         sent_out = self.forward(flat, offsets=False)
         bounds = np.cumsum([0] + [len(s) for s in texts])
         spans = [list(range(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        out: dict[str, list[float]] = {}
+        quoted = [quoted_in_sentences(s) for s in texts]
+        out: dict[str, list] = {}
         for concept, plan in self.plan.items():
-            if not plan["heads"]:
-                continue
-            cfg = self.settings["concepts"][concept]
-            stats = (article_statistic(self.concept_probs(plan, sent_out, idx), cfg.get("statistic", "share_above"),
-                                       float(cfg.get("threshold", 0.5)), int(cfg.get("top_k", 3))) for idx in spans)
-            out[concept] = [s for s in stats if s is not None]
+            if plan["heads"]:
+                values = (fit_value(self, concept, self.concept_probs(plan, sent_out, idx), q)
+                          for idx, q in zip(spans, quoted))
+                out[concept] = [v for v in values if v is not None]
         return out
-
-
-class _Sentences:
-    """One article's sentences, their rows in the sentence pass, and its token probabilities."""
-
-    def __init__(self, items: list[Sentence], idx: list[int], out: dict | None, words_of: dict):
-        self.items, self.idx, self.out, self.words_of = items, idx, out, words_of

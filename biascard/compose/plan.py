@@ -24,17 +24,29 @@ def _usable_head(entry: Mapping, spec) -> dict | None:
     return None
 
 
+def _calibrated_scoring(cal: Mapping) -> dict:
+    """What a calibration fixed besides the statistic: the prior of short-text shrinkage (its
+    validation median) and, when it was fit with them, the quote weight and prior weight; cut
+    points only mean something for the statistic they were fit on, so these win over settings."""
+    out = {k: float(cal[k]) for k in ("quote_weight", "prior_weight") if cal.get(k) is not None}
+    prior = cal.get("prior", (cal.get("summary") or {}).get("median"))
+    if prior is not None:
+        out["prior"] = float(prior)
+    return out
+
+
 def _cut_points(concept: str, cfg: Mapping, calibration: Mapping | None, default_cut_points: Mapping) -> dict:
     """Cut points and the statistic they apply to: configured, else calibrated, else default."""
     out = {"statistic": cfg.get("statistic", "share_above"), "threshold": float(cfg.get("threshold", 0.5)),
-           "top_k": int(cfg.get("top_k", 3))}
+           "top_k": int(cfg.get("top_k", 3)), "calibrated_scoring": {}}
     cal = (calibration or {}).get("concepts", {}).get(concept)
     if cfg.get("cut_points") is not None:
         out.update(cut_points=check_cut_points(cfg["cut_points"], f"composer.concepts.{concept}"), cut_source="configured")
     elif cal is not None:
         out.update(cut_points=cal["cut_points"], statistic=cal["statistic"],
                    cut_source="calibrated" if len(set(cal["cut_points"])) == 4 else "degenerate",
-                   threshold=float(cal.get("threshold", out["threshold"])), top_k=int(cal.get("top_k", out["top_k"])))
+                   threshold=float(cal.get("threshold", out["threshold"])), top_k=int(cal.get("top_k", out["top_k"])),
+                   calibrated_scoring=_calibrated_scoring(cal))
     else:
         if out["statistic"] not in default_cut_points:
             raise ValueError(f"composer.concepts.{concept}.statistic {out['statistic']!r} is not one of {STATISTICS}")

@@ -120,16 +120,18 @@ def _collect(out, batch, group, specs, token_head, offset_mapping, acc) -> None:
 
 
 def forward_heads(model, tokenizer, texts: list[str], runtime: Mapping, *, token_head: str | None = None,
-                  max_chunks: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
+                  max_chunks: int | None = None, batch_size: int | None = None,
+                  embeddings: bool = False) -> dict[str, Any]:
     """Per-head probabilities of `texts` in their order: {"probs": {head: [n, ...]}, "ranks":
-    {ordinal head: [n]}, "tokens": [(text index, P(token), offsets)] of `token_head` per chunk}."""
+    {ordinal head: [n]}, "tokens": [(text index, P(token), offsets)] of `token_head` per chunk},
+    and with `embeddings` the pooled text vectors the heads read, "embeddings": [n, H] (fp32)."""
     import torch
 
     from biascard.model.features import encode
 
     specs = model.config.head_specs()
     max_length, stride = int(model.config.max_length), int(model.config.stride)
-    acc: dict[str, Any] = {"probs": {}, "ranks": {}, "tokens": []}
+    acc: dict[str, Any] = {"probs": {}, "ranks": {}, "tokens": [], "embeddings": []}
     grad = torch.inference_mode() if runtime["inference_mode"] else torch.no_grad()
     cast = (torch.autocast("cpu", dtype=torch.bfloat16) if runtime["precision"] == "bf16_autocast"
             else contextlib.nullcontext())
@@ -138,8 +140,12 @@ def forward_heads(model, tokenizer, texts: list[str], runtime: Mapping, *, token
             batch = encode([{"text": texts[i]} for i in group], tokenizer, specs, max_length, stride,
                            with_labels=False, return_offsets=token_head is not None, max_chunks=max_chunks)
             offset_mapping = batch.pop("offset_mapping", None)
-            _collect(model(**batch), batch, group, specs, token_head, offset_mapping, acc)
+            out = model(**batch, return_embeddings=embeddings)
+            _collect(out, batch, group, specs, token_head, offset_mapping, acc)
+            if embeddings:
+                acc["embeddings"].append((group, out.embeddings.float().numpy()))
     n = len(texts)
     return {"probs": {k: _in_order(v, n) for k, v in acc["probs"].items()},
             "ranks": {k: _in_order(v, n) for k, v in acc["ranks"].items()},
-            "tokens": acc["tokens"]}
+            "tokens": acc["tokens"],
+            "embeddings": _in_order(acc["embeddings"], n) if acc["embeddings"] else None}

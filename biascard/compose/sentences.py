@@ -94,3 +94,16 @@ def split_sentences(text: str) -> list[Sentence]:
             if s < e and _HAS_WORD.search(text, s, e):
                 out.append(Sentence(s, e, text[s:e]))
     return out
+
+
+class ArticleSentences:
+    """One article's sentences with what the sentence pass gave them: their rows `idx` in the
+    pass's outputs `out`, the token head's (probabilities, offsets) per row (`words_of`), the
+    pooled sentence embeddings (`embeddings`, [n, H] or None) and whether each sentence is a
+    quotation or attributed speech (`quoted`)."""
+
+    def __init__(self, text: str, items: list[Sentence], idx: list[int], out: dict | None, words_of: dict,
+                 embeddings=None, quoted: list[bool] | None = None):
+        self.text, self.items, self.idx, self.out, self.words_of = text, items, idx, out, words_of
+        self.embeddings = embeddings
+        self.quoted = quoted if quoted is not None else [False] * len(items)

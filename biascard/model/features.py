@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .heads import HeadSpec, load_heads
+from .lexical import has_lexical, lexical_inputs
 
 IGNORE = -100
 
@@ -196,7 +197,8 @@ def encode(
     (default: any record has a `labels` key), `labels`: {head: tensor}. `label2id`
     overrides the heads' own maps. `return_offsets` adds offset_mapping [C, L, 2]
     (character offsets into the record's text; (0, 0) on special tokens), which the
-    model's forward does not accept: pop it before calling the model.
+    model's forward does not accept: pop it before calling the model. When a head has a
+    lexical branch: lexical_ids [T] and lexical_offsets [N] (`biascard.model.lexical`).
     `max_chunks` keeps only the first chunks of each record (a training-time cap on
     long articles; None keeps all).
     """
@@ -231,6 +233,8 @@ def encode(
     if "token_type_ids" in enc:
         batch["token_type_ids"] = enc["token_type_ids"]
     batch["doc_index"] = doc_index
+    if has_lexical(heads):  # the whole texts, past max_length and max_chunks: one bag per record
+        batch.update(lexical_inputs(texts))
     if return_offsets:
         batch["offset_mapping"] = enc["offset_mapping"]
     if not with_labels:

@@ -1,11 +1,15 @@
 """Head declarations (configs/heads/*.yaml) and their label sets.
 
 A head is declared as `name: {type, level, labels, loss_weight[, span_label, class_weight,
-focal_gamma, thresholds]}`. `labels: null` means "take the label set from the data" (`resolve_labels`).
+focal_gamma, thresholds, threshold_fit, lexical]}`. `labels: null` means "take the label set from
+the data" (`resolve_labels`). `lexical` (sequence heads; null = off) adds a bag of hashed word
+n-grams of the whole text whose logits add to the head's (`biascard.model.lexical`).
 `class_weight: balanced` is also resolved from the train data (n / (K * n_c) per class) and
 saved as the list it became. `thresholds` (binary: one number, multilabel: one per label) are
 the decision thresholds on P(label); null = 0.5. They are fit on validation data after training
-(`biascard.train.thresholds`) and saved with the model, so eval and serve decide alike.
+(`biascard.train.thresholds`) and saved with the model, so eval and serve decide alike. A
+multilabel threshold above 1 means "never predicted" (none reached the fit's target precision);
+`threshold_fit` records how they were fit, so the card can say what a threshold means.
 """
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ DEFAULT_LABELS = {
     "regression": [],
 }
 
+# lexical: true = these; a mapping overrides them. 2**17 x 16 = 2.1M parameters, 4.2 MB in fp16,
+# so one lexical head fits beside MiniLM (45.4 MB fp16) in a 50 MB release
+LEXICAL_DEFAULTS = {"buckets": 2**17, "dim": 16}
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a ModuleDict key: no dots
 
 
@@ -43,8 +51,12 @@ class HeadSpec:
     class_weight: Any = None
     # binary/multiclass/multilabel: focal loss (1 - p_t)^gamma * CE; 0 = plain cross-entropy
     focal_gamma: float = 0.0
-    # binary: [t], multilabel: one per label; predicted when P >= t (None = 0.5)
+    # binary: [t], multilabel: one per label; predicted when P >= t (None = 0.5; multilabel t > 1: never)
     thresholds: list[float] | None = None
+    # how `thresholds` were fit, e.g. {"mode": "target_precision", "target_precision": 0.8, ...}
+    threshold_fit: dict | None = None
+    # sequence heads: {buckets, dim} of a hashed word uni+bigram bag (true = defaults; null = off)
+    lexical: Any = None
 
     def __post_init__(self):
         where = f"head {self.name!r}"
@@ -88,8 +100,16 @@ class HeadSpec:
                 self.thresholds = [float(t) for t in self.thresholds]
             except (TypeError, ValueError):
                 raise ValueError(f"{where}: thresholds must be a list of numbers, got {self.thresholds!r}") from None
-            if not all(0.0 < t < 1.0 for t in self.thresholds):
-                raise ValueError(f"{where}: thresholds must lie in (0, 1), got {self.thresholds}")
+            # multilabel: above 1 (finite, so config.json stays plain JSON) = the label is never predicted
+            never = self.type == "multilabel"
+            if not all(0.0 < t < 1.0 or (never and 1.0 < t < float("inf")) for t in self.thresholds):
+                raise ValueError(f"{where}: thresholds must lie in (0, 1)" + (", or above 1 for never" if never else "")
+                                 + f", got {self.thresholds}")
+        if self.threshold_fit is not None:
+            if not isinstance(self.threshold_fit, Mapping) or not isinstance(self.threshold_fit.get("mode"), str):
+                raise ValueError(f"{where}: threshold_fit must be a mapping with a `mode`, got {self.threshold_fit!r}")
+            self.threshold_fit = dict(self.threshold_fit)
+        self.lexical = lexical_options(self.lexical, where, self.type)
         if self.labels is None and self.type in DEFAULT_LABELS:
             self.labels = list(DEFAULT_LABELS[self.type])  # fixed by the type, not the data
         if self.labels is not None:
@@ -180,6 +200,10 @@ class HeadSpec:
             "thresholds": self.thresholds,
             "problem_type": self.problem_type,
         }
+        if self.threshold_fit is not None:  # absent when unset: older config.json files stay as they were
+            out["threshold_fit"] = self.threshold_fit
+        if self.lexical is not None:  # likewise: a head without the branch saves what it did before
+            out["lexical"] = dict(self.lexical)
         if self.labels is not None:
             out["id2label"] = self.id2label
             out["label2id"] = self.label2id
@@ -200,6 +224,22 @@ class HeadSpec:
         if kwargs.get("labels") is not None:
             kwargs["labels"] = list(kwargs["labels"])
         return cls(name=name, **kwargs)
+
+
+def lexical_options(value: Any, where: str, kind: str) -> dict | None:
+    """A head's `lexical` option as {buckets, dim}, or None when off."""
+    if value is None or value is False:
+        return None
+    if kind == "token":
+        raise ValueError(f"{where}: lexical is for sequence heads; a token head has no record-level logits to add to")
+    value = {} if value is True else _to_container(value)
+    if not isinstance(value, Mapping) or set(value) - set(LEXICAL_DEFAULTS):
+        raise ValueError(f"{where}: lexical must be true, null or a mapping of {sorted(LEXICAL_DEFAULTS)}, got {value!r}")
+    out = {**LEXICAL_DEFAULTS, **value}
+    for key, n in out.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{where}: lexical.{key} must be a positive integer, got {n!r}")
+    return out
 
 
 def _to_container(cfg: Any) -> Any:

@@ -179,7 +179,7 @@ def write_thresholds(directory: str | os.PathLike, fitted: dict[str, dict], reco
     config = load_config(directory)
     heads = dict(config.heads)
     for name, entry in fitted.items():
-        heads[name] = {**heads[name], "thresholds": entry["thresholds"]}
+        heads[name] = {**heads[name], "thresholds": entry["thresholds"], "threshold_fit": entry.get("threshold_fit")}
     config.heads = {n: HeadSpec.from_dict(n, h).to_dict() for n, h in heads.items()}
     config.save_pretrained(directory)
     _write_json(Path(directory) / THRESHOLDS, record)

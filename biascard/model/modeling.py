@@ -4,7 +4,7 @@ Every record is split into chunks (see `biascard.model.features.encode`); `doc_i
 is the record of chunk c. Sequence heads (binary, multiclass, multilabel, ordinal,
 regression) read the mean of a record's chunk vectors, each chunk vector being the
 attention-masked mean of its token states. Token heads read each chunk token's state.
-Ordinal heads use CORN (Shi, Cao & Raschka 2021).
+Ordinal heads use CORN (Shi, Cao & Raschka 2021). `lexical` heads add `biascard.model.lexical`.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from transformers.utils import ModelOutput
 
 from .heads import HeadSpec, load_heads
+from .lexical import build_branches, lexical_logits
 
 MINILM_NAMES = (None, "", "minilm", "default", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -119,7 +120,7 @@ def head_probabilities(logits: torch.Tensor, head_spec: HeadSpec | Mapping | str
 class BiasCardConfig(PretrainedConfig):
     """`encoder`: the encoder's `config.to_dict()` (with model_type); `heads`: name ->
     HeadSpec.to_dict() (type, level, labels, loss_weight, span_label, id2label, label2id,
-    problem_type)."""
+    problem_type, and `lexical` {buckets, dim} where a head has the n-gram branch)."""
 
     model_type = "biascard"
 
@@ -212,6 +213,7 @@ class BiasCardModel(PreTrainedModel):
         self.heads = nn.ModuleDict(
             {name: Head(hidden, spec.num_outputs, config.classifier_dropout) for name, spec in specs.items()}
         )
+        self.lexical = build_branches(specs, {n: s.num_outputs for n, s in specs.items()})  # empty: no keys
         self._specs = specs
         max_pos = getattr(self.encoder.config, "max_position_embeddings", None)
         if max_pos is not None and config.max_length > max_pos:
@@ -269,6 +271,7 @@ class BiasCardModel(PreTrainedModel):
         doc_index: torch.Tensor | None = None,
         labels: Mapping[str, torch.Tensor] | None = None,
         return_embeddings: bool = False,
+        lexical_ids: torch.Tensor | None = None, lexical_offsets: torch.Tensor | None = None,
         **unused,
     ) -> BiasCardOutput:
         if unused:
@@ -284,11 +287,12 @@ class BiasCardModel(PreTrainedModel):
         records = None
         if any(not s.is_token for s in self._specs.values()) or return_embeddings:
             records = pool_records(mean_pool_chunks(states, attention_mask), doc_index)
+        lexical = lexical_logits(self.lexical, lexical_ids, lexical_offsets, records)
         for name, spec in self._specs.items():
             if spec.is_token:
                 logits[name] = self.heads[name](states)  # [C, L, 2]
             else:
-                out = self.heads[name](records)
+                out = self.heads[name](records) + lexical.get(name, 0)  # the bag's logits, if it has one
                 logits[name] = out.squeeze(-1) if spec.type in ("binary", "regression") else out
 
         loss, losses = None, {}

@@ -17,6 +17,12 @@ Returns:
     positive reference (AP is undefined without positives), NaN if there is none.
     top1_accuracy: share of examples whose highest-scoring label is a gold label (for
     data with one gold label per example, the accuracy of an argmax decision).
+    top1_macro_f1: for data with exactly one gold label per example (TRAIL22: one goal per
+    passage), macro-F1 of the argmax label against the gold one over all C labels
+    (zero_division=0, as macro_f1), i.e. the single-label protocol with no threshold
+    involved; where every label occurs in the data (TRAIL22's test) this is scikit-learn's
+    f1_score(gold, argmax, average="macro"). NaN when any example has zero or several gold
+    labels, where "the" gold label does not exist.
 """
 
 
@@ -26,6 +32,19 @@ def _ap(y, s):
     ends = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
     tps = np.cumsum(y)[ends]
     return float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * tps / (ends + 1)))
+
+
+def _top1_macro_f1(y_true: np.ndarray, scores: np.ndarray, backend: str) -> float:
+    if not len(y_true) or not np.all(y_true.sum(axis=1) == 1):
+        return float("nan")
+    gold, pred, c = y_true.argmax(axis=1), scores.argmax(axis=1), y_true.shape[1]
+    # all C labels, not only those seen: a rare label dropping out of a bootstrap resample
+    # then cannot shrink the average's denominator and bias the interval upwards
+    if backend == "sklearn":
+        return float(f1_score(gold, pred, labels=list(range(c)), average="macro", zero_division=0))
+    tp = np.bincount(gold[gold == pred], minlength=c)
+    denom = np.bincount(gold, minlength=c) + np.bincount(pred, minlength=c)
+    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS)
@@ -68,4 +87,4 @@ class Multilabel(evaluate.Metric):
             raise ValueError(f"backend {backend!r} is not 'sklearn' or 'numpy'")
         top1 = float(np.mean(y_true[np.arange(len(y_true)), scores.argmax(axis=1)] == 1)) if len(y_true) else float("nan")
         return {"micro_f1": float(micro), "macro_f1": float(macro), "f1": np.asarray(f1).tolist(), "mAP": m_ap,
-                "top1_accuracy": top1}
+                "top1_accuracy": top1, "top1_macro_f1": _top1_macro_f1(y_true, scores, backend)}
