@@ -21,8 +21,10 @@ Returns:
     passage), macro-F1 of the argmax label against the gold one over all C labels
     (zero_division=0, as macro_f1), i.e. the single-label protocol with no threshold
     involved; where every label occurs in the data (TRAIL22's test) this is scikit-learn's
-    f1_score(gold, argmax, average="macro"). NaN when any example has zero or several gold
-    labels, where "the" gold label does not exist.
+    f1_score(gold, argmax, average="macro"). An example with several gold labels (at most 1%
+    of the data, e.g. a merged duplicate) takes the argmax as its gold label when it is one of
+    them, else its first; NaN when any example has none or more have several, where "the" gold
+    label does not exist.
 """
 
 
@@ -34,10 +36,18 @@ def _ap(y, s):
     return float(np.sum(np.diff(np.r_[0.0, tps / tps[-1]]) * tps / (ends + 1)))
 
 
+MAX_MULTI_GOLD = 0.01  # share of examples with several gold labels still read as single-label data
+
+
 def _top1_macro_f1(y_true: np.ndarray, scores: np.ndarray, backend: str) -> float:
-    if not len(y_true) or not np.all(y_true.sum(axis=1) == 1):
+    per = y_true.sum(axis=1)
+    # single-label data, give or take a stray merged duplicate (TRAIL22's deduplicated test
+    # has 1 of 553 passages with two goals: the argmax counts as right if it is either)
+    if not len(y_true) or np.any(per == 0) or np.mean(per > 1) > MAX_MULTI_GOLD:
         return float("nan")
-    gold, pred, c = y_true.argmax(axis=1), scores.argmax(axis=1), y_true.shape[1]
+    pred, c = scores.argmax(axis=1), y_true.shape[1]
+    hit = y_true[np.arange(len(y_true)), pred] == 1
+    gold = np.where(hit, pred, y_true.argmax(axis=1))
     # all C labels, not only those seen: a rare label dropping out of a bootstrap resample
     # then cannot shrink the average's denominator and bias the interval upwards
     if backend == "sklearn":
