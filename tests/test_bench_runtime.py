@@ -81,3 +81,22 @@ def test_shipped_runtime_is_fp32_sorted():
 
     rt = resolve_runtime(composer_settings()["runtime"])
     assert rt["length_sorted"] and rt["inference_mode"] and rt["precision"] in ("fp32", "bf16")
+
+
+def test_onednn_cache_is_capped_unless_the_environment_sets_it(monkeypatch):
+    """composer.runtime.onednn_cache caps oneDNN's primitive cache (the server's memory kept
+    rising with the default 1024; docs/reliability.md); a value already in the environment wins."""
+    import os
+
+    from biascard.compose.runtime import resolve_runtime
+    from biascard.compose.settings import composer_settings
+
+    assert composer_settings()["runtime"]["onednn_cache"] == 8
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    resolve_runtime({"onednn_cache": 8})
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    resolve_runtime({"onednn_cache": 8})
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
+    with pytest.raises(ValueError, match="onednn_cache"):
+        resolve_runtime({"onednn_cache": -1})

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 PRECISIONS = ("fp32", "bf16", "bf16_autocast", "int8", "auto")
-RUNTIME_KEYS = ("length_sorted", "batch_tokens", "inference_mode", "precision")
+RUNTIME_KEYS = ("length_sorted", "batch_tokens", "inference_mode", "precision", "onednn_cache")
 
 
 def native_bf16() -> bool:
@@ -25,7 +25,8 @@ def native_bf16() -> bool:
 
 def resolve_runtime(cfg: Mapping | None) -> dict:
     """composer.runtime with `precision: auto` decided for this CPU."""
-    rt = {"length_sorted": True, "batch_tokens": 4096, "inference_mode": True, "precision": "fp32", **(cfg or {})}
+    rt = {"length_sorted": True, "batch_tokens": 4096, "inference_mode": True, "precision": "fp32",
+          "onednn_cache": None, **(cfg or {})}
     unknown = set(rt) - set(RUNTIME_KEYS)
     if unknown:
         raise ValueError(f"composer.runtime: unknown keys {sorted(unknown)}; known: {list(RUNTIME_KEYS)}")
@@ -34,9 +35,23 @@ def resolve_runtime(cfg: Mapping | None) -> dict:
     if rt["precision"] == "auto":
         rt["precision"] = "bf16" if native_bf16() else "fp32"
     rt["batch_tokens"] = int(rt["batch_tokens"])
+    if rt["onednn_cache"] is not None:
+        limit_onednn_cache(int(rt["onednn_cache"]))
     if rt["batch_tokens"] < 1:
         raise ValueError("composer.runtime.batch_tokens must be >= 1")
     return rt
+
+
+def limit_onednn_cache(capacity: int) -> None:
+    """Cap oneDNN's primitive cache (default 1024 entries), unless the environment already
+    sets it. A server sees a new tensor shape with nearly every batch, and each shape's cached
+    primitives kept server memory growing (2.0 GB after a 10-minute soak; docs/reliability.md).
+    oneDNN reads the variable once, at its first primitive: before any forward pass."""
+    import os
+
+    if capacity < 0:
+        raise ValueError("composer.runtime.onednn_cache must be >= 0 or null")
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
 
 
 def prepare_model(model, precision: str):
