@@ -78,6 +78,7 @@ class Composer:
                                or goals.document_spec(self, "sdg", ("multilabel", "multiclass")) is not None)
         self.entities = EntityExtractor(self.settings.get("entities"))
         self.generator = Generator.from_settings(self.settings)  # off by default: None
+        self._query_embeddings = None  # of the fixed ranking texts, on first use
 
     @classmethod
     def from_model_dir(cls, directory: str | Path, settings: Mapping | Sequence[Mapping] | None = None, *,
@@ -126,8 +127,7 @@ class Composer:
         if not articles:
             return []
         sentences = [split_sentences(a.text) for a in articles]
-        asked = [question_texts(a.title, ss, self.settings) if self._enabled("key_questions") else []
-                 for a, ss in zip(articles, sentences)]
+        asked = [question_texts(a.title, ss, self.settings) for a, ss in zip(articles, sentences)]
         # per-article ranking texts ride in the sentence pass; fixed ones are embedded once
         fixed = fixed_ranking(self.settings)
         queries = [ranking_texts(a.title, ss, self.settings) if q and not fixed else []
@@ -180,7 +180,7 @@ class Composer:
 
     def _fixed_queries(self) -> np.ndarray:
         """The article-independent ranking texts' embeddings, computed once, alone in a pass."""
-        if getattr(self, "_query_embeddings", None) is None:
+        if self._query_embeddings is None:
             texts = ranking_texts(None, [], self.settings)
             self._query_embeddings = self.forward(texts, offsets=False, embeddings=True)["embeddings"]
         return self._query_embeddings
@@ -211,7 +211,7 @@ class Composer:
     def _reading_aids(self, a: Article, sents: ArticleSentences, extra: dict) -> tuple[dict | None, list, list[str]]:
         """(summary, key questions, warnings): extractive from the article's sentences, then
         rewritten by the optional generator (`composer.generate`), which keeps the evidence."""
-        summary = extractive_summary(sents, self.settings) if self._enabled("summary") else None
+        summary = extractive_summary(sents, self.settings)
         questions = []
         if extra["questions"] and sents.items:
             chosen = {j for j, s in enumerate(sents.items) for e in (summary or {}).get("evidence", [])
