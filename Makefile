@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo default-model ablations test lint-imports browser clean
+.PHONY: install demo quick-model release default-model ablations test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,20 +32,45 @@ browser:
 	  else echo "chromium is missing: apt-get install chromium (browser tests will fail)"; fi; }
 
 DEMO ?= outputs/demo
+RELEASED ?= models/biascard-minilm
+SAMPLE_TITLE = "Riverside County Opens Its First Solar-Powered Water Treatment Plant"
 
+# The released model, no training: the data, a capped evaluation report and a card.
 demo: install
 	$(VENV)/bin/biascard data prepare
 	$(VENV)/bin/biascard data stats
 	$(VENV)/bin/biascard card parse $(SHARED)/seed-card.txt
-	$(VENV)/bin/biascard train experiment=quick hydra.run.dir=$(DEMO)/train
-	# cut points at quantiles of validation articles (composer.json), so demo cards are calibrated
-	$(VENV)/bin/biascard calibrate --model $(DEMO)/train/model --max-articles 40
-	# a capped evaluation (500 test examples per dataset); drop the caps for the full report
-	$(VENV)/bin/biascard eval model=$(DEMO)/train/model hydra.run.dir=$(DEMO)/eval max_examples=500 \
+	# a capped evaluation (500 test examples per dataset); the release's full table is its README.md
+	$(VENV)/bin/biascard eval model=$(RELEASED) hydra.run.dir=$(DEMO)/eval max_examples=500 \
 	  baselines.max_train=2000 'baselines.c_grid=[1.0]' bootstrap.n_boot=300
 	@echo "evaluation report: $(DEMO)/eval/report.html"
-	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text \
-	  --title "Riverside County Opens Its First Solar-Powered Water Treatment Plant" serve/samples/article.txt
+	$(VENV)/bin/biascard card --model $(RELEASED) --format text --title $(SAMPLE_TITLE) serve/samples/article.txt
+
+# The quick model (`experiment=quick`, 300 steps, about 4 minutes): the training path end to end.
+quick-model: install
+	$(VENV)/bin/biascard train experiment=quick hydra.run.dir=$(DEMO)/train
+	# cut points at quantiles of validation articles (composer.json), so its cards are calibrated
+	$(VENV)/bin/biascard calibrate --model $(DEMO)/train/model --max-articles 40
+	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text --title $(SAMPLE_TITLE) serve/samples/article.txt
+
+# The released model from scratch (about 1.5 hours of training on 2 cores with AVX512-BF16; resume an
+# interrupted run with the same line plus resume=auto), its evaluation, the studies its model card
+# reports, and the card. It rewrites $(RELEASED): commit it only if it measures better.
+REL ?= $(OUT)/release
+STUDY = systems=[model] report.sample_cards=0
+release: install
+	$(VENV)/bin/biascard train experiment=release logger=jsonl hydra.run.dir=$(REL)/train
+	$(VENV)/bin/biascard calibrate --model $(REL)/train/model --max-articles 50
+	$(VENV)/bin/biascard eval release export --model $(REL)/train/model --out $(RELEASED)
+	$(VENV)/bin/biascard eval model=$(RELEASED) hydra.run.dir=$(REL)/eval
+	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.lexical=false \
+	  'datasets=[allsides,sdg_trail22,logic,basil]' hydra.run.dir=$(REL)/eval_lexical_off
+	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.max_chunks=4 \
+	  'datasets=[allsides]' hydra.run.dir=$(REL)/eval_4_chunks
+	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.precision=bf16 hydra.run.dir=$(REL)/eval_bf16
+	$(VENV)/bin/biascard eval release card $(RELEASED) --eval $(REL)/eval \
+	  --study "lexical branches off=$(REL)/eval_lexical_off" --study "the first 4 windows only=$(REL)/eval_4_chunks" \
+	  --study "bf16=$(REL)/eval_bf16"
 
 # The default model and the numbers of docs/results.md and docs/default-model/ (roughly 3 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,

@@ -7,6 +7,8 @@
   biascard eval ablations ROOT          (the default model's ablations, templates/ablations.json)
   biascard eval composer-ablation --model DIR
   biascard eval screenshot PAGE.html OUT.png
+  biascard eval release export --model DIR --out models/biascard-minilm   (fp16, <= 50 MB)
+  biascard eval release card models/biascard-minilm --eval RUN [--study NAME=RUN]   (its README.md)
 
 `biascard-eval` and `python -m biascard.eval` are the same command. The sub-commands are
 dispatched before Hydra (Hydra takes no positional arguments). `model=DIR` is rewritten to
@@ -29,6 +31,8 @@ SUBCOMMANDS = {
     "ablations": ("biascard.eval.ablations", "ROOT", "the ablation table: paired deltas between eval runs"),
     "composer-ablation": ("biascard.eval.composer_ablation", "--model DIR",
                           "the card's aggregations against article-level labels"),
+    "release": ("biascard.eval.release", "export --model DIR --out DIR | card DIR --eval RUN",
+                "the released model: fp16 export and its model card"),
     "screenshot": ("biascard.eval.screenshot", "PAGE.html OUT.png", "screenshot a report page in headless Chromium"),
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from biascard.data.records import HEADS
+from biascard.model.model_dir import weights_version
 
 from .baselines import label_set, labeled, run_baselines
 from .cv import run_cv
@@ -85,6 +86,7 @@ def run_eval(cfg, out_dir: str | Path) -> dict:
     if "model" in run.systems:
         _load_model(run, model_dir)
         metrics["chunking"] = _chunking(run)
+        metrics["model_version"] = weights_version(model_dir)
     names, how = resolve_datasets(c, set(run.specs) if run.model is not None else None, model_dir)
     metrics["datasets"] = names
     metrics["datasets_from"] = how
@@ -134,6 +136,28 @@ def _load_model(run: EvalRun, model_dir: str | None) -> None:
         import torch
 
         torch.set_num_threads(int(run.predict_cfg["num_threads"]))
+    _study_settings(run)
+
+
+def _study_settings(run: EvalRun) -> None:
+    """predict.precision and predict.lexical: the model as a study reads it, noted in the report."""
+    from biascard.compose.runtime import native_bf16, prepare_model
+
+    p = run.predict_cfg
+    precision = p.get("precision") or "fp32"
+    if precision not in ("fp32", "bf16", "int8", "auto"):
+        raise ValueError(f"predict.precision {precision!r} is not one of fp32, bf16, int8, auto")
+    if precision == "auto":
+        precision = "bf16" if native_bf16() else "fp32"
+    if precision != "fp32":
+        run.model = prepare_model(run.model, precision)
+        run.notes.append(f"precision: the model ran in {precision} (predict.precision), not fp32")
+    if p.get("lexical", True) is False and len(run.model.lexical):
+        import torch
+
+        run.notes.append(f"lexical branches switched off (predict.lexical=false): {sorted(run.model.lexical)}; "
+                         "the transformer heads alone, as trained beside them")
+        run.model.lexical = torch.nn.ModuleDict()
 
 
 def _chunking(run: EvalRun) -> dict:

@@ -50,4 +50,6 @@ def task_outputs(metrics: dict, rows: Rows | None, task: str, system: str) -> Ou
     if rows is None or t is None or (task, system) not in rows:
         return None
     meta = t.get("meta") or {"head": t["head"], "type": t["type"], "labels": t["labels"]}
+    if system != "model":  # the saved thresholds are the model's; baselines decide at 0.5, as eval scored them
+        meta = {**meta, "thresholds": None}
     return Outputs.from_rows(task, meta, rows[(task, system)])

@@ -23,8 +23,11 @@ def load_targets() -> list[dict]:
 
 
 def _rechunked(section: dict) -> bool:
-    """The model read other chunks than its config.json names (predict.max_chunks): not the served model."""
-    return bool((section.get("chunking") or {}).get("overridden"))
+    """The model read other chunks than its config.json names (predict.max_chunks), or ran as a
+    precision or lexical-branch study (predict.precision, predict.lexical): not the served model."""
+    study = ((section.get("config") or {}).get("predict") or {})
+    return bool((section.get("chunking") or {}).get("overridden")) or \
+        study.get("precision", "fp32") != "fp32" or study.get("lexical", True) is False
 
 
 def _from_tasks(t: dict, metrics: dict) -> dict | None:

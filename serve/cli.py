@@ -3,9 +3,10 @@
 Composer settings come from configs/serve.yaml composed by Hydra (configs/local/serve.yaml
 included), through the Composer; these commands pass none of their own.
 
-Which model: `--model DIR|ARCHIVE.mar`; without it, $BIASCARD_MODEL; without that, the most
-recently written `outputs/**/model` dir (the training loop's final model) under the working
-directory. The chosen model is printed on stderr; no model at all is an error.
+Which model: `--model DIR|ARCHIVE.mar`; without it, $BIASCARD_MODEL; without that, the
+released model (models/biascard-minilm in the repo); without that (an install without the repo),
+the most recently written `outputs/**/model` dir under the working directory. The chosen model
+is printed on stderr; no model at all is an error.
 `predict` (resumable, with a progress bar) lives in serve/predict_command.py.
 """
 from __future__ import annotations
@@ -20,9 +21,14 @@ FORMATS = ("json", "text", "html")
 
 
 def default_model(root: str | Path = "outputs") -> Path:
+    from biascard.model.model_dir import released_model
+
     env = os.environ.get("BIASCARD_MODEL")
     if env:
         return Path(env)
+    released = released_model()
+    if released is not None:
+        return released
     candidates = [p.parent for p in Path(root).glob("**/model/model.safetensors")]
     if not candidates:
         raise ValueError(
@@ -33,7 +39,8 @@ def default_model(root: str | Path = "outputs") -> Path:
 
 
 def _model_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model dir or .mar (default: $BIASCARD_MODEL, else the newest outputs/**/model)")
+    p.add_argument("--model", help="model dir or .mar (default: $BIASCARD_MODEL, else the released "
+                                          "models/biascard-minilm, else the newest outputs/**/model)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a composer setting of configs/serve.yaml for this run, e.g. --set generate.enabled=true "
                         "or --set quotes.weight=1.0 (repeatable)")
@@ -129,6 +136,9 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 def run_predict(args) -> int:
     from .predict_command import run
 
+    if not args.model:  # chosen here, on the driver: Ray actors would choose in their own environment
+        args.model = str(default_model())
+        print(f"biascard: using model {args.model}", file=sys.stderr)
     return run(args, _service)
 
 

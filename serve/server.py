@@ -332,13 +332,18 @@ def open_service(cfg: Mapping):
     from the composed config files (what the command line set): the composer lays that over the
     files and an archive's handler.composer, so the archive's settings count as in TorchServe."""
     from biascard.compose.settings import serve_config
+    from biascard.model.model_dir import released_model
 
     from .service import ModelService
 
+    path = cfg.get("model_path") or released_model()
+    if not path:
+        raise ValueError("no model: pass model_path=PATH (a model dir or .mar) or set BIASCARD_MODEL "
+                         "(the released models/biascard-minilm is not here)")
     if not cfg.get("model_path"):
-        raise ValueError("no model: pass model_path=PATH (a model dir or .mar) or set BIASCARD_MODEL")
+        log.info("serving the released model %s", path)
     command_line = changed_settings(serve_config()["composer"], cfg.get("composer") or {})
-    return ModelService(cfg["model_path"], name=cfg.get("name"), composer=command_line,
+    return ModelService(path, name=cfg.get("name"), composer=command_line,
                         expect_sha256=cfg.get("model_sha256"), threads=cfg.get("threads"))
 
 

@@ -16,6 +16,7 @@ TREE = [
     "data list", "data prepare", "data stats", "data fetch",
     "train", "train thresholds", "train mlm",
     "eval", "eval compare", "eval targets", "eval ablations", "eval composer-ablation", "eval screenshot",
+    "eval release",
     "card", "card parse", "card render",
     "predict", "calibrate", "archive", "serve",
 ]
@@ -93,7 +94,7 @@ def test_card_help_shows_every_form(capsys):
 @pytest.mark.parametrize("words, flag", [
     (["train", "thresholds"], "--model"), (["train", "mlm"], "--out"),
     (["eval", "compare"], "--n-boot"), (["eval", "targets"], "--json"), (["eval", "ablations"], "--n-boot"),
-    (["eval", "composer-ablation"], "--model"), (["eval", "screenshot"], "png"),
+    (["eval", "composer-ablation"], "--model"), (["eval", "screenshot"], "png"), (["eval", "release"], "export"),
     (["data", "fetch"], "--base-url"), (["predict"], "--input"), (["calibrate"], "--max-articles"),
     (["archive"], "--output"), (["card", "render"], "--format"),
 ])

@@ -18,6 +18,7 @@ import pytest
 
 from biascard.card import parse_text, validate
 from biascard.compose.article import Article
+from biascard.model.model_dir import released_model, weights_version
 
 from test_serve_support import (  # noqa: F401 - fixtures
     ARTICLE,
@@ -300,8 +301,15 @@ def test_biascard_serve_command(tiny_archive, tmp_path):
     """The console script: Hydra config, overrides, model from a .mar, clean stop by PID."""
     exe = str(Path(sys.executable).parent / "biascard-serve")
     env = {k: v for k, v in os.environ.items() if k != "BIASCARD_MODEL"}
-    r = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "no model" in r.stderr
+    if released_model() is None:  # an install without the repo's models/: no model is an error
+        r = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "no model" in r.stderr
+    else:  # no model_path: the released model
+        port = free_port()
+        with running_server([exe, f"port={port}"], tmp_path, env, port) as url:
+            card = httpx.post(url + "/predictions/biascard", content="Short text. Two sentences here.", timeout=60).json()
+            validate(card)
+            assert card["model"]["version"] == weights_version(released_model())
     port = free_port()
     with running_server([exe, f"model_path={tiny_archive}", f"port={port}", "name=bias", "max_chars=50",
                          "composer.evidence_k=1"], tmp_path, env, port) as url:

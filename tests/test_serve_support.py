@@ -43,6 +43,25 @@ HEADS = {
 BIASES = {"language_bias": 3.0, "informational_bias": -3.0, "false_dilemma": 0.0, "sdg": 2.0}
 
 
+def run_cli(args, cwd, monkeypatch, capsys, stdin: str | None = None):
+    """`biascard ARGS` in this process (a subprocess would pay torch's import again):
+    returncode, stdout, stderr."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from biascard.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("BIASCARD_MODEL", raising=False)
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
 def build_model(path: Path) -> Path:
     """A tiny random BiasCardModel with HEADS, saved with save_model_dir (reused if present)."""
     path = Path(path)

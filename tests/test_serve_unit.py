@@ -16,7 +16,7 @@ from biascard.serve.archive import ArchiveError, extract_archive, resolve_model,
 from biascard.compose.article import Article
 from biascard.compose.sentences import split_sentences
 
-from test_serve_support import ARTICLE, kserve_stand_in, tiny_archive, tiny_model  # noqa: F401 - fixtures
+from test_serve_support import ARTICLE, kserve_stand_in, run_cli as _run, tiny_archive, tiny_model  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -401,20 +401,6 @@ def test_handler_refuses_tampered_model_dir(tiny_archive, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
-def _run(args, cwd, monkeypatch, capsys, stdin: str | None = None):
-    """`biascard ARGS` in this process (a subprocess would pay torch's import again)."""
-    import io
-
-    from biascard.cli import main
-
-    monkeypatch.chdir(cwd)
-    monkeypatch.delenv("BIASCARD_MODEL", raising=False)
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 def test_cli_predict_reports_bad_lines(tiny_archive, tmp_path, monkeypatch, capsys):
@@ -452,16 +438,27 @@ def test_cli_card_formats_and_default_model(tiny_model, tmp_path, monkeypatch, c
     from biascard.card import parse_text
 
     assert parse_text(r.stdout)["title"] == "Budget"
-    # no --model, no env, no outputs/: a clear error
-    r = _run(["card", str(article)], tmp_path, monkeypatch, capsys)
-    assert r.returncode == 2 and "no model given" in r.stderr
-    # the newest outputs/**/model is the default; stdin input
+    from biascard.model import model_dir
+
+    # no --model, no env: the released model dir (here a copy of the tiny model), before any outputs/
+    released = tmp_path / "repo_models"
+    shutil.copytree(tiny_model, released / model_dir.RELEASE_NAME)
     target = tmp_path / "outputs" / "train" / "runs" / "r1" / "model"
     shutil.copytree(tiny_model, target)
+    monkeypatch.setattr(model_dir, "released_model", lambda: released / model_dir.RELEASE_NAME)
+    r = _run(["card", str(article)], tmp_path, monkeypatch, capsys)
+    assert r.returncode == 0, r.stderr
+    assert f"using model {released / model_dir.RELEASE_NAME}" in r.stderr
+    # without a release (an install without the repo) the newest outputs/**/model; stdin input
+    monkeypatch.setattr(model_dir, "released_model", lambda: None)
     r = _run(["card", "-"], tmp_path, monkeypatch, capsys, stdin="From stdin. Two sentences.")
     assert r.returncode == 0, r.stderr
     assert f"using model {Path('outputs/train/runs/r1/model')}" in r.stderr
     validate(json.loads(r.stdout))
+    # no --model, no env, no release, no outputs/: a clear error
+    shutil.rmtree(tmp_path / "outputs")
+    r = _run(["card", str(article)], tmp_path, monkeypatch, capsys)
+    assert r.returncode == 2 and "no model given" in r.stderr
     (tmp_path / "empty.txt").write_text(" \n")
     r = _run(["card", "--model", str(tiny_model), str(tmp_path / "empty.txt")], tmp_path, monkeypatch, capsys)
     assert r.returncode == 2 and "empty.txt: text is empty" in r.stderr
@@ -515,7 +512,7 @@ def test_kserve_adapter_with_a_stand_in_kserve(tiny_archive, kserve_stand_in):
 # ---------------------------------------------------------------- the server's composer settings
 
 
-def test_serve_layers_command_line_over_archive_settings(tiny_model, tmp_path):
+def test_serve_layers_command_line_over_archive_settings(tiny_model, tmp_path, monkeypatch):
     """`biascard serve`: config files, then the archive's handler.composer, then what the command
     line changed; the composer merges them once."""
     from biascard.compose.settings import serve_config
@@ -532,5 +529,8 @@ def test_serve_layers_command_line_over_archive_settings(tiny_model, tmp_path):
     assert settings["sdg_max"] == 2  # the command line wins over the archive
     assert settings["runtime"]["batch_tokens"] == 512 and settings["runtime"]["length_sorted"] is True
     assert settings["topic_k"] == files["topic_k"] and files["evidence_k"] != 1
+    from biascard.model import model_dir
+
+    monkeypatch.setattr(model_dir, "released_model", lambda: None)
     with pytest.raises(ValueError, match="no model"):
         open_service({**cfg, "model_path": None})

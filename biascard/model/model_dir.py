@@ -8,7 +8,11 @@
 | training.json       | `write_training_record`             | the training run: datasets, steps, best step, metric, run dir |
 | thresholds.json     | `write_thresholds`                  | how the decision thresholds were fit on validation |
 | composer.json       | `write_calibration`                 | the composer's calibrated cut points |
+| README.md           | `biascard eval release`             | a released model's model card (models/) |
 | SHA256SUMS          | every writer above                  | sha256 of every other file, `sha256sum` format |
+
+A released model (`released_model()`, models/biascard-minilm in the repo) is a model dir whose
+weights `save_fp16` cast to float16; `load` reads every dir back in float32.
 
 Stages never open these files themselves: training saves through `save`, thresholds and
 calibration through their writers, eval/serve load through `load`, and the archive packs
@@ -29,6 +33,10 @@ TRAINING = "training.json"
 THRESHOLDS = "thresholds.json"
 CALIBRATION = "composer.json"
 CHECKSUMS = "SHA256SUMS"
+MODEL_CARD = "README.md"
+RELEASE_NAME = "biascard-minilm"
+# the repo keeps one release in git: fp16 weights of at most this many bytes
+RELEASE_MAX_BYTES = 50 * 10**6
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
@@ -126,6 +134,7 @@ def save(model, tokenizer, directory: str | os.PathLike) -> str:
 
 def load(directory: str | os.PathLike, device=None):
     """(model in eval mode, fast tokenizer) from a `save` folder."""
+    import torch
     from transformers import AutoTokenizer
 
     from .modeling import BiasCardModel
@@ -133,7 +142,8 @@ def load(directory: str | os.PathLike, device=None):
     directory = Path(directory)
     if not (directory / WEIGHTS).is_file():
         raise FileNotFoundError(f"{directory}: no {WEIGHTS} (only safetensors is loaded)")
-    model = BiasCardModel.from_pretrained(directory, use_safetensors=True)
+    # float32 whatever the file holds: a release is stored in fp16, and runtime precision casts later
+    model = BiasCardModel.from_pretrained(directory, use_safetensors=True, dtype=torch.float32)
     if device is not None:
         model.to(device)
     model.eval()
@@ -201,3 +211,39 @@ def read_calibration(path: str | os.PathLike | None) -> dict | None:
         return None
     path = Path(path)
     return _read_json(path / CALIBRATION if path.is_dir() else path)
+
+
+def released_model(root: str | os.PathLike | None = None) -> Path | None:
+    """The repo's released model dir (models/biascard-minilm beside the package), if its weights are there."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2] / "models"
+    path = root / RELEASE_NAME
+    return path if (path / WEIGHTS).is_file() else None
+
+
+def save_fp16(source: str | os.PathLike, directory: str | os.PathLike,
+              max_bytes: int = RELEASE_MAX_BYTES) -> dict[str, int]:
+    """Copy a model dir with its floating-point weights cast to float16; refuses weights over max_bytes.
+    Returns {file: bytes}. The model card and checksums are the caller's next writes."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    source, directory = Path(source), Path(directory)
+    names = files(source)
+    tensors = load_file(str(source / WEIGHTS))
+    half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (WEIGHTS + ".tmp")
+    save_file(half, str(tmp), metadata={"format": "pt"})
+    if tmp.stat().st_size > max_bytes:
+        size = tmp.stat().st_size
+        tmp.unlink()
+        raise ModelDirError(f"{source}: fp16 weights are {size / 1e6:.1f} MB, over the release limit of "
+                            f"{max_bytes / 1e6:.0f} MB")
+    tmp.replace(directory / WEIGHTS)
+    for rel in names:
+        if rel not in (WEIGHTS, MODEL_CARD):
+            (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, directory / rel)
+    return {rel: (directory / rel).stat().st_size for rel in names if rel != MODEL_CARD}
