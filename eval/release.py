@@ -27,8 +27,8 @@ from .template_files import template_text
 
 # what each licence of configs' datasets asks of someone who uses weights trained on them
 LICENCE_MEANING = {  # (kind, meaning), matched in this order against sources.json's licence text
-    "AGPL": ("copyleft (AGPL-3.0)", "redistributing the data, or a service built on it, carries AGPL-3.0 terms; "
-             "whether trained weights are a derivative work is not settled"),
+    "AGPL": ("copyleft (AGPL-3.0)", ("redistributing the data, or a service built on it, carries AGPL-3.0 terms; "
+                                     "whether trained weights are a derivative work is not settled")),
     "BY-NC": ("non-commercial (CC BY-NC)", "no commercial use of the data, and by caution of weights trained on it"),
     "CC BY 4.0": ("attribution (CC BY 4.0)", "credit the TRAIL22 authors"),
     "Apache": ("permissive repository (Apache-2.0)",
@@ -139,11 +139,15 @@ def render_card(directory: str | Path, eval_run: str | Path, studies: dict[str, 
         training=training, datasets=datasets, licence_groups=groups, reading=reading,
         size_mb=round((directory / md.WEIGHTS).stat().st_size / 1e6, 1),
         eval_command=metrics.get("command"), table=head_table(head_rows(eval_run, n_boot)), n_boot=n_boot,
-        studies=[{"name": k, "command": load_metrics(v).get("command"), "table": study_table(eval_run, v, n_boot),
-                  # what the study changed: its notes that the released reading does not have
-                  "notes": [n for n in load_metrics(v).get("notes") or [] if n not in (metrics.get("notes") or [])]}
-                 for k, v in studies.items()],
+        studies=[_study(k, v, eval_run, metrics, n_boot) for k, v in studies.items()],
     ) + "\n"
+
+
+def _study(name: str, run: str, eval_run, metrics: dict, n_boot: int) -> dict:
+    study = load_metrics(run)
+    return {"name": name, "command": study.get("command"), "table": study_table(eval_run, run, n_boot),
+            # what the study changed: its notes that the released reading does not have
+            "notes": [n for n in study.get("notes") or [] if n not in (metrics.get("notes") or [])]}
 
 
 def _studies(pairs: list[str]) -> dict[str, str]:

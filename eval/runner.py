@@ -141,14 +141,11 @@ def _load_model(run: EvalRun, model_dir: str | None) -> None:
 
 def _study_settings(run: EvalRun) -> None:
     """predict.precision and predict.lexical: the model as a study reads it, noted in the report."""
-    from biascard.compose.runtime import native_bf16, prepare_model
+    from biascard.compose.runtime import prepare_model, resolve_precision
 
     p = run.predict_cfg
-    precision = p.get("precision") or "fp32"
-    if precision not in ("fp32", "bf16", "int8", "auto"):
-        raise ValueError(f"predict.precision {precision!r} is not one of fp32, bf16, int8, auto")
-    if precision == "auto":
-        precision = "bf16" if native_bf16() else "fp32"
+    # bf16_autocast is a composer forward mode, not a model eval can prepare
+    precision = resolve_precision(p.get("precision") or "fp32", "predict.precision", ("fp32", "bf16", "int8", "auto"))
     if precision != "fp32":
         run.model = prepare_model(run.model, precision)
         run.notes.append(f"precision: the model ran in {precision} (predict.precision), not fp32")

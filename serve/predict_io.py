@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
@@ -24,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from biascard.model.model_dir import sha256_file
 
 INPUT_FORMATS = ("jsonl", "csv", "parquet")
 OUTPUT_FORMATS = ("jsonl", "parquet")
@@ -302,14 +303,6 @@ def sidecar(output: Path) -> Path:
     return output.with_name(output.name + ".partial.jsonl")
 
 
-def _sha256(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().encode()
-
-
 def _card_file(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -334,7 +327,7 @@ def already_merged(output: Path, side: Path) -> bool:
     """Whether `side` is the very sidecar `output` was made of (a kill between the rename
     and the sidecar's removal leaves both)."""
     meta = _card_file(output).schema_arrow.metadata or {}
-    return meta.get(SIDECAR_KEY) == _sha256(side)
+    return meta.get(SIDECAR_KEY) == sha256_file(side).encode()
 
 
 def finish_parquet(output: Path, side: Path) -> None:
@@ -345,7 +338,7 @@ def finish_parquet(output: Path, side: Path) -> None:
     if output.is_file() and side.stat().st_size == 0:
         side.unlink()  # nothing new: OUTPUT stays as it is
         return
-    schema = pa.schema([("id", pa.string()), ("card", pa.string())], metadata={SIDECAR_KEY: _sha256(side)})
+    schema = pa.schema([("id", pa.string()), ("card", pa.string())], metadata={SIDECAR_KEY: sha256_file(side).encode()})
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "wb") as f:
         with pq.ParquetWriter(f, schema) as writer:

@@ -23,6 +23,16 @@ def native_bf16() -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def resolve_precision(precision: str, where: str = "composer.runtime.precision",
+                      allowed: tuple[str, ...] = PRECISIONS) -> str:
+    """A precision setting checked against `allowed`, with `auto` decided for this CPU."""
+    if precision not in allowed:
+        raise ValueError(f"{where} {precision!r} is not one of {allowed}")
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
+
+
 def resolve_runtime(cfg: Mapping | None) -> dict:
     """composer.runtime with `precision: auto` decided for this CPU."""
     rt = {"length_sorted": True, "batch_tokens": 4096, "inference_mode": True, "precision": "fp32",
@@ -30,10 +40,7 @@ def resolve_runtime(cfg: Mapping | None) -> dict:
     unknown = set(rt) - set(RUNTIME_KEYS)
     if unknown:
         raise ValueError(f"composer.runtime: unknown keys {sorted(unknown)}; known: {list(RUNTIME_KEYS)}")
-    if rt["precision"] not in PRECISIONS:
-        raise ValueError(f"composer.runtime.precision {rt['precision']!r} is not one of {PRECISIONS}")
-    if rt["precision"] == "auto":
-        rt["precision"] = "bf16" if native_bf16() else "fp32"
+    rt["precision"] = resolve_precision(rt["precision"])
     rt["batch_tokens"] = int(rt["batch_tokens"])
     if rt["onednn_cache"] is not None:
         limit_onednn_cache(int(rt["onednn_cache"]))
