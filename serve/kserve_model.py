@@ -1,6 +1,7 @@
 """The card composer as a KServe custom model (optional extra: pip install 'biascard[kserve]').
 
-    python -m biascard.serve.kserve_model --model_path MODEL_DIR_OR_MAR [--model_name NAME]
+    python -m biascard.serve.kserve_model --model_path MODEL_DIR_OR_MAR [--model_name NAME] \
+        [--max_request_tokens N] [--http_port 8080 --enable_grpc false ...]   # KServe's own flags
 
 KServe calls `load()` once and `predict(payload, headers)` per request; payloads follow the
 v1 protocol, {"instances": [article, ...]} → {"predictions": [card, ...]}, where an article
@@ -8,14 +9,18 @@ is a string or {"text", "title"?, "source"?, "id"?}. A bad instance fails alone,
 server's route: the answer then also has `error` and `field` (the first failure's, e.g.
 `instances[1].text`) and an error object in place of each failed instance (KServe answers
 it with 200: a custom model cannot set the status). A body without `instances`, too many
-instances or tokens (max_request_tokens) raises InvalidInput (400). kserve is imported only
+instances or tokens (max_request_tokens), or a body that is not JSON, raises InvalidInput
+(400). Tested under kserve 0.21's ModelServer in tests/test_serve_kserve.py. kserve is imported only
 when a model is built, so this module imports without it. Our own server (`biascard serve`)
 speaks the same v1 route, POST /v1/models/{name}:predict, without kserve installed.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
+
+from .inputs import InputError
 
 
 def build_model(name: str, model_path: str, *, composer: dict | None = None, max_chars: int | None = None,
@@ -26,7 +31,7 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
 
     from biascard.compose.settings import serve_config
     from .budget import TokenBudget
-    from .inputs import Article, InputError, instances_from_payload, mixed_predictions
+    from .inputs import Article, instances_from_payload, mixed_predictions
     from .service import ModelService
 
     defaults = serve_config()
@@ -48,7 +53,7 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
 
         def predict(self, payload: Any, headers: dict | None = None) -> dict:
             try:
-                items = instances_from_payload(payload, limit, max_instances)
+                items = instances_from_payload(json_body(payload), limit, max_instances)
                 articles = [a for a in items if isinstance(a, Article)]
                 self.budget.costs(articles, "instances")
             except InputError as e:
@@ -59,17 +64,28 @@ def build_model(name: str, model_path: str, *, composer: dict | None = None, max
     return BiasCardKServeModel()
 
 
-def main(argv: list[str] | None = None) -> None:  # pragma: no cover - needs kserve installed
+def json_body(payload: Any) -> Any:
+    """KServe hands over a body whose content-type is not JSON undecoded: decode it here."""
+    if not isinstance(payload, (bytes, str)):
+        return payload
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"the body is not JSON: {e}", "body") from None
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Serve bias cards with KServe's ModelServer")
     p.add_argument("--model_path", required=True)
     p.add_argument("--model_name", default="biascard")
-    args, _ = p.parse_known_args(argv)  # kserve's ModelServer parses its own flags
+    p.add_argument("--max_request_tokens", type=int, default=None)
+    args, _ = p.parse_known_args(argv)  # kserve's ModelServer parses its own flags (--http_port ...)
     import kserve
 
-    model = build_model(args.model_name, args.model_path)
+    model = build_model(args.model_name, args.model_path, max_request_tokens=args.max_request_tokens)
     model.load()
     kserve.ModelServer().start([model])
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     main()

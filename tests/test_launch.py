@@ -1,4 +1,6 @@
-"""Two CPU processes (gloo) through `accelerate launch --num_processes 2 --cpu`."""
+"""`accelerate launch` with the shipped configs/accelerate files: two CPU processes (gloo) on one
+machine, and two "machines" of one process each rendezvousing on 127.0.0.1 (the multi-node
+path; the GPU files differ in use_cpu, process count and mixed precision only)."""
 from __future__ import annotations
 
 import os
@@ -6,21 +8,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 
 from biascard.train.logging import read_metrics
 
+from test_serve_support import free_port
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+def train_command(config: str, run_dir: Path, *flags: str) -> list[str]:
+    return [str(ACCELERATE), "launch", "--config_file", str(CONFIGS / config), *flags, "-m", "biascard.train",
+            "debug=smoke", "logger=none", f"hydra.run.dir={run_dir}"]
+
+
+def test_the_gpu_configs_match_the_cpu_ones_tested_here():
+    files = {p.stem: yaml.safe_load(p.read_text()) for p in CONFIGS.glob("*.yaml")}
+    assert set(files) == {"cpu_2proc", "cpu_2nodes", "gpu_1node", "gpu_2nodes"}
+    for gpu, cpu in (("gpu_1node", "cpu_2proc"), ("gpu_2nodes", "cpu_2nodes")):
+        g, c = files[gpu], files[cpu]
+        assert c["use_cpu"] and "use_cpu" not in g and g["mixed_precision"] == "bf16"
+        assert g["num_machines"] == c["num_machines"] and g["num_processes"] == 8 * g["num_machines"]
+        same = set(g) & set(c) - {"use_cpu", "mixed_precision", "num_processes", "main_process_ip"}
+        assert {k: g[k] for k in same} == {k: c[k] for k in same}
 
 
 def test_two_process_cpu_launch(smoke_inputs, tmp_path):
-    accelerate = Path(sys.executable).with_name("accelerate")
     run_dir = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "disabled", "MASTER_PORT": "29517"}
-    r = subprocess.run(
-        [str(accelerate), "launch", "--num_processes", "2", "--cpu", "-m", "biascard.train",
-         "debug=smoke", "logger=none", f"hydra.run.dir={run_dir}"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    port = str(free_port())
+    r = subprocess.run(train_command("cpu_2proc.yaml", run_dir, "--main_process_port", port),
+                       env=ENV, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     rows = read_metrics(run_dir / "metrics.jsonl")
     messages = [x["message"] for x in rows if x["split"] == "log"]
@@ -36,3 +55,18 @@ def test_two_process_cpu_launch(smoke_inputs, tmp_path):
     assert (run_dir / "model/model.safetensors").is_file() and (run_dir / "model/config.json").is_file()
     # one run dir: the second process did not leave one of its own
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_two_machines_on_loopback(smoke_inputs, tmp_path):
+    run_dir, port = tmp_path / "run", str(free_port())
+    nodes = [subprocess.Popen(train_command("cpu_2nodes.yaml", run_dir, "--machine_rank", str(rank),
+                                            "--main_process_ip", "127.0.0.1", "--main_process_port", port),
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]
+    outs = [p.communicate(timeout=600)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n".join(o[-3000:] for o in outs)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    assert any("2 process(es) on cpu" in x["message"] for x in rows if x["split"] == "log")
+    assert [x["step"] for x in rows if x["split"] == "train"] == list(range(1, 9))
+    last = run_dir / "checkpoints/last"
+    assert all((last / f"rng_{rank}.json").is_file() for rank in (0, 1))

@@ -1,5 +1,5 @@
 """Bounded work per request: the token budget, the deadline, cancellation on disconnect,
-round-robin scheduling across requests, and the KServe adapter's per-instance failures."""
+round-robin scheduling across requests (the KServe adapter: tests/test_serve_kserve.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,14 +10,12 @@ import time
 import httpx
 import pytest
 
-from biascard.card import validate
 from biascard.compose.article import Article
 
 from test_serve_support import (  # noqa: F401 - fixtures
     ARTICLE,
     LiveServer,
     close_cards,
-    kserve_stand_in,
     server_cfg,
     tiny_archive,
     tiny_model,
@@ -238,27 +236,3 @@ def test_small_request_overtakes_a_big_one_on_the_server(service):
     assert gated.batches == [[ARTICLE], [SMALL], [ARTICLE], [ARTICLE], [ARTICLE]]
     close_cards(card.json(), service.compose([Article(text=SMALL, id="small")])[0])
     close_cards(r.json()["predictions"][3], service.compose([Article(text=ARTICLE)])[0])
-
-
-# ---------------------------------------------------------------- 5. the KServe adapter
-
-
-def test_kserve_adapter_bad_instance_fails_alone(tiny_archive, kserve_stand_in, service):
-    from biascard.serve.kserve_model import build_model
-
-    m = build_model("tiny", str(tiny_archive), max_request_tokens=tokens(service, ARTICLE) + 5)
-    m.load()
-    try:
-        out = m.predict({"instances": ["ok.", {"text": ""}, {"text": "Third. Fine.", "id": "c"}]})
-        preds = out["predictions"]
-        validate(preds[0])
-        validate(preds[2])
-        assert preds[1] == {"error": "text is empty", "field": "instances[1].text"} and preds[2]["id"] == "c"
-        assert out["field"] == "instances[1].text" and out["error"].startswith("1 of 3 instances failed")
-        assert set(m.predict({"instances": ["ok."]})) == {"predictions"}
-        with pytest.raises(kserve_stand_in, match=r"instances: 2 articles have \d+ tokens.*max_request_tokens"):
-            m.predict({"instances": [ARTICLE, ARTICLE]})
-        with pytest.raises(kserve_stand_in, match="instances"):
-            m.predict({"inputs": []})
-    finally:
-        m.service.close()

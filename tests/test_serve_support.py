@@ -166,23 +166,3 @@ def close_cards(a, b, tol: float = 2e-3, where: str = "card") -> None:
             close_cards(x, y, tol, f"{where}[{i}]")
     else:
         assert a == b, f"{where}: {a!r} vs {b!r}"
-
-
-@pytest.fixture()
-def kserve_stand_in(monkeypatch):
-    """kserve is an optional heavy extra: a stand-in with the two names the adapter uses."""
-    import sys
-    import types
-
-    class Model:
-        def __init__(self, name):
-            self.name = name
-
-    class InvalidInput(Exception):
-        pass
-
-    fake, errors = types.ModuleType("kserve"), types.ModuleType("kserve.errors")
-    fake.Model, errors.InvalidInput, fake.errors = Model, InvalidInput, errors
-    monkeypatch.setitem(sys.modules, "kserve", fake)
-    monkeypatch.setitem(sys.modules, "kserve.errors", errors)
-    return InvalidInput

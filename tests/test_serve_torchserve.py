@@ -23,6 +23,7 @@ from biascard.card import validate
 from test_serve_support import ARTICLE, LiveServer, close_cards, free_port, server_cfg, tiny_archive, tiny_model  # noqa: F401
 
 BIN = Path(sys.executable).parent
+DEPLOY_CONFIG = Path(__file__).resolve().parents[1] / "serve" / "deploy" / "config.properties"
 pytestmark = pytest.mark.slow  # a Java frontend and a Python worker
 
 
@@ -40,6 +41,19 @@ def _wait(url: str, seconds: float, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"torchserve did not answer {url} in {seconds}s:\n{log.read_text()[-3000:]}")
 
 
+def deploy_config(ports: list[int]) -> str:
+    """serve/deploy/config.properties on free ports; the test registers its own archive (tiny)
+    through the management API instead of load_models, and skips system metrics."""
+    keys = dict(line.split("=", 1) for line in DEPLOY_CONFIG.read_text().splitlines()
+                if line and not line.startswith("#"))
+    for key, port in zip(("inference_address", "management_address", "metrics_address"), ports, strict=True):
+        assert keys[key].startswith("http://127.0.0.1:"), key
+        keys[key] = f"http://127.0.0.1:{port}"
+    del keys["load_models"]
+    keys.update(disable_system_metrics="true", enable_model_api="true", number_of_netty_threads="2")
+    return "".join(f"{k}={v}\n" for k, v in keys.items())
+
+
 @pytest.fixture(scope="module")
 def torchserve(tiny_archive, tmp_path_factory):
     if shutil.which("java") is None:
@@ -51,15 +65,7 @@ def torchserve(tiny_archive, tmp_path_factory):
         d.mkdir()
     shutil.copy(tiny_archive, store / "tiny.mar")
     ports = [free_port() for _ in range(3)]
-    (root / "config.properties").write_text(
-        f"inference_address=http://127.0.0.1:{ports[0]}\n"
-        f"management_address=http://127.0.0.1:{ports[1]}\n"
-        f"metrics_address=http://127.0.0.1:{ports[2]}\n"
-        "number_of_netty_threads=2\n"
-        "default_workers_per_model=1\n"
-        "disable_system_metrics=true\n"
-        "enable_model_api=true\n"
-    )
+    (root / "config.properties").write_text(deploy_config(ports))
     env = dict(os.environ, TMPDIR=str(tmp), TEMP=str(tmp), LOG_LOCATION=str(logs), METRICS_LOCATION=str(logs))
     log = root / "torchserve.out"
     start = time.monotonic()

@@ -16,7 +16,7 @@ from biascard.serve.archive import ArchiveError, extract_archive, resolve_model,
 from biascard.compose.article import Article
 from biascard.compose.sentences import split_sentences
 
-from test_serve_support import ARTICLE, kserve_stand_in, run_cli as _run, tiny_archive, tiny_model  # noqa: F401 - fixtures
+from test_serve_support import ARTICLE, run_cli as _run, tiny_archive, tiny_model  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -484,29 +484,6 @@ def test_kserve_model_imports_without_kserve(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "kserve", None)  # `import kserve` now raises ImportError
     importlib.reload(module)
-
-
-def test_kserve_adapter_with_a_stand_in_kserve(tiny_archive, kserve_stand_in):
-    """kserve is an optional heavy extra; a stand-in module provides only the two names the
-    adapter uses (kserve.Model, kserve.errors.InvalidInput), the product code is real."""
-    import importlib
-
-    module = importlib.import_module("biascard.serve.kserve_model")
-    InvalidInput, Model = kserve_stand_in, sys.modules["kserve"].Model
-    m = module.build_model("tiny", str(tiny_archive))
-    assert isinstance(m, Model) and m.name == "tiny" and m.load() and m.ready
-    try:
-        out = m.predict({"instances": [ARTICLE, {"text": "Second. Short.", "id": "b"}]})
-        assert [c["id"] for c in out["predictions"]] == [None, "b"]
-        for c in out["predictions"]:
-            validate(c)
-        out = m.predict({"instances": ["ok.", {"text": ""}]})  # a bad instance fails alone
-        assert out["field"] == "instances[1].text"
-        assert out["predictions"][1] == {"error": "text is empty", "field": "instances[1].text"}
-        with pytest.raises(InvalidInput, match="instances"):
-            m.predict({"inputs": []})
-    finally:
-        m.service.close()
 
 
 # ---------------------------------------------------------------- the server's composer settings
