@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release default-model ablations test lint-imports browser clean
+.PHONY: install demo quick-model release default-model ablations hierarchical-ablation test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -128,6 +128,22 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
 	  "cv.train_overrides=['experiment=single','heads=babe','model.encoder=$(MLM_ENC)']" hydra.run.dir=$(ABL)/cv_babe_mlm
 	$(VENV)/bin/biascard eval ablations $(OUT)
+
+# Issue 18's one-pass hierarchical head against windows, at small scale: AllSides alone (leaning,
+# topic; the release's lexical branches), 320 steps each, whole articles at validation; the two
+# runs' validation predictions compared with a paired bootstrap (about 1 hour on 2 cores).
+HIER ?= outputs/hierarchical
+HIER_ARGS = experiment=single data=allsides +data.eval_caps.allsides=300 data.eval_max_chunks=null \
+  trainer.max_epochs=null trainer.max_steps=320 trainer.eval_every_n_steps=160 +trainer.lexical_lr_scale=20 \
+  '+heads.political_leaning.lexical={buckets:65536,dim:8}' '+heads.topic.lexical={buckets:32768,dim:8}'
+hierarchical-ablation: install
+	set -e; for run in "windows:" "sentences:model.document_reading=sentences data.max_chunks=64"; do \
+	  name=$${run%%:*}; args=$${run#*:}; \
+	  $(VENV)/bin/biascard train $(HIER_ARGS) $$args logger=jsonl hydra.run.dir=$(HIER)/$$name; \
+	  $(VENV)/bin/biascard eval model=$(HIER)/$$name/model split=validation 'systems=[model]' \
+	    report.sample_cards=0 hydra.run.dir=$(HIER)/$$name/eval; \
+	done
+	$(VENV)/bin/biascard eval compare $(HIER)/windows/eval $(HIER)/sentences/eval | tee $(HIER)/compare.txt
 
 # Continued MLM on the AllSides+MBIC+BASIL train text: 100 steps train the random MLM head on the
 # frozen encoder, then 700 steps train both.

@@ -6,7 +6,8 @@ Phases (1 client, 8 clients; per server variant) alternate in interleaved rounds
 cards/s is the median over rounds, latency percentiles pool every request of a phase.
 `--variant NAME=OVERRIDE[,OVERRIDE...]` starts one more server per variant (Hydra overrides
 of configs/serve.yaml, e.g. `int8=composer.runtime.precision=int8`); idle servers take no CPU,
-so the variants are compared side by side in the same run.
+so the variants are compared side by side in the same run. A variant's `model_path=DIR`
+serves another model dir (e.g. the one-pass model of bench/one_pass_model.py).
 
   python bench/serve_throughput.py [--model DIR] [--rounds 3] [--requests-1 6] [--per-client 2]
 """
@@ -37,6 +38,8 @@ def free_port() -> int:
 class Server:
     def __init__(self, label: str, model_dir: Path, overrides: list[str], log_dir: Path):
         self.label, self.port = label, free_port()
+        model_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("model_path=")), model_dir)
+        overrides = [o for o in overrides if not o.startswith("model_path=")]
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("biascard-serve")
         cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "biascard.serve"]),

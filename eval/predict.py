@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from biascard.compose.reading import reads_sentences, with_segments
+
 from .baselines import encode_gold
 from .tasks import Outputs, merge_spans, token_runs
 
@@ -38,6 +40,8 @@ def predict_records(
     (stride), a token's probability is the mean over the chunks that hold it.
     `max_chunks`: chunks read per record; None = the model's config.max_chunks (`chunking`).
     Records are batched by length so padding stays small; the output order is the input's.
+    A `document_reading: sentences` model reads documents as their sentences, as in training
+    (`biascard.compose.reading`).
     """
     specs = model.head_specs
     heads = list(specs) if heads is None else list(heads)
@@ -48,6 +52,8 @@ def predict_records(
         return {h: {"prob": None, "spans": []} for h in heads}
     per_record: dict[str, list] = {h: [None] * len(records) for h in heads}
     n_chunks = chunking(model, max_chunks)["max_chunks"]
+    if reads_sentences(model):
+        records = with_segments(records, specs)
     order = np.argsort([-len(r["text"]) for r in records], kind="stable")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -68,7 +74,7 @@ def _predict_batch(model, tokenizer, batch_records, heads, max_chunks, token_thr
 
     specs, cfg = model.head_specs, model.config
     batch = encode(
-        [{"id": r.get("id"), "text": r["text"]} for r in batch_records], tokenizer, specs,
+        [{"id": r.get("id"), "text": r["text"], "segments": r.get("segments")} for r in batch_records], tokenizer, specs,
         int(cfg.max_length), int(cfg.stride), with_labels=False, return_offsets=True, max_chunks=max_chunks,
     )
     offsets = batch.pop("offset_mapping")

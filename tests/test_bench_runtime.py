@@ -76,11 +76,21 @@ def test_bad_runtime_settings_name_the_key(bad, field):
         resolve_runtime(bad)
 
 
-def test_shipped_runtime_is_fp32_sorted():
+def test_shipped_runtime_is_auto_and_sorted(monkeypatch):
+    """Shipped: `auto`, so a CPU with native bf16 gets it; the tests' BIASCARD_PRECISION pin
+    (conftest) is what makes every other test's card fp32."""
+    import biascard.compose.runtime as compose_mod
     from biascard.compose.settings import composer_settings
 
-    rt = resolve_runtime(composer_settings()["runtime"])
-    assert rt["length_sorted"] and rt["inference_mode"] and rt["precision"] in ("fp32", "bf16")
+    assert composer_settings()["runtime"]["precision"] == "fp32"  # the conftest pin
+    monkeypatch.delenv("BIASCARD_PRECISION")
+    shipped = composer_settings()["runtime"]
+    assert shipped["precision"] == "auto"
+    monkeypatch.setattr(compose_mod, "native_bf16", lambda: True)
+    rt = resolve_runtime(shipped)
+    assert rt["length_sorted"] and rt["inference_mode"] and rt["precision"] == "bf16"
+    monkeypatch.setattr(compose_mod, "native_bf16", lambda: False)
+    assert resolve_runtime(shipped)["precision"] == "fp32"
 
 
 def test_onednn_cache_is_capped_unless_the_environment_sets_it(monkeypatch):

@@ -137,9 +137,11 @@ def test_branch_reads_words_past_the_encoders_chunks(encoder, tokenizer):
     assert torch.equal(batch["input_ids"][0], batch["input_ids"][1])  # the word is past the first chunk
     with torch.no_grad():
         logits = model(**batch).logits
-    assert torch.equal(logits["plain"][0], logits["plain"][1])  # the transformer cannot tell them apart
+    # the transformer cannot tell them apart (to the last bits: BLAS may take another kernel
+    # for one row of a batch), the branches can, by far more
+    assert torch.allclose(logits["plain"][0], logits["plain"][1], rtol=0, atol=1e-6)
     for name in model.lexical:
-        assert not torch.allclose(logits[name][0], logits[name][1]), name
+        assert not torch.allclose(logits[name][0], logits[name][1], rtol=0, atol=1e-3), name
 
 
 def test_fresh_branch_adds_nothing_and_missing_inputs_are_named(encoder, tokenizer):

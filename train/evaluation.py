@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, mean_absolute_error
 
+from biascard.compose.reading import reads_sentences, with_segments
 from biascard.model.features import encode
 from biascard.model.heads import HeadSpec
 from biascard.model.modeling import corn_rank
@@ -145,6 +146,8 @@ def collect_logits(net, val_records: dict, tokenizer, specs, batch_size: int, en
         order = np.argsort(-np.asarray(lengths), kind="stable")  # similar lengths together: less padding
         for start in range(0, len(order), batch_size):
             batch_records = [records[i] for i in order[start : start + batch_size]]
+            if reads_sentences(net):  # its documents as their sentences, as in training
+                batch_records = with_segments(batch_records, specs)
             batch = encode(batch_records, tokenizer, specs, **encode_kwargs)
             with autocast():
                 out = net(**batch)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from biascard.compose.reading import reads_sentences, with_segments
 from biascard.model import model_dir
 from biascard.model.features import encode
 
@@ -141,13 +142,16 @@ def _data_and_model(run: Run) -> None:
         m.encoder, run.specs, max_length=max_length, stride=stride,
         classifier_dropout=float(m.get("classifier_dropout", 0.1)),
         max_chunks=None if eval_chunks is None else int(eval_chunks),
+        document_reading=str(m.get("document_reading", "windows")),
     )
     log.message(
         f"heads ({len(run.specs)}): " + ", ".join(f"{n}:{s.type}/{len(s.labels)}" for n, s in run.specs.items()),
         heads={n: s.type for n, s in run.specs.items()},
     )
     run.names = list(data)
-    run.train_records = [records(data[n]["train"]) for n in run.names]
+    # a sentence-reading model's documents carry their sentence spans (compose.reading)
+    read = (lambda rs: with_segments(rs, run.specs)) if reads_sentences(run.model) else (lambda rs: rs)
+    run.train_records = [read(records(data[n]["train"])) for n in run.names]
     run.flat_train = [r for recs in run.train_records for r in recs]
     run.train_lengths = token_lengths(run.tokenizer, run.flat_train, max_length, max_chunks)
     for n in run.names:

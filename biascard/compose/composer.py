@@ -5,6 +5,8 @@ Per batch of articles the model runs twice, whatever the number of articles:
      and the pooled sentence embeddings), with the key questions' query texts in the same pass;
   2. one forward over the chunks of every whole article (the document heads), reading at most
      the model's `max_chunks` chunks per article, as eval does.
+A `document_reading: sentences` model runs once: its document heads pool pass 1's sentence
+vectors (and the title's, read in the same pass) with attention (`reading.py`).
 `composer.runtime` (configs/serve.yaml) sets how the passes run (`runtime.py`).
 
 What each part of the card comes from:
@@ -43,6 +45,7 @@ from .questions import fixed_ranking, key_questions, question_texts, ranking_tex
 from .quotes import quoted_flags, quoted_in_sentences
 from .summary import extractive_summary
 from .plan import plan_concept
+from .reading import document_outputs, reads_sentences
 from .runtime import forward_heads, prepare_model, resolve_runtime
 from .sentences import ArticleSentences, split_sentences
 from .settings import composer_settings
@@ -74,7 +77,8 @@ class Composer:
         # the sdg head read sentence by sentence gives each listed goal its evidence
         # the sdg head read sentence by sentence gives each listed goal its evidence; the summary
         # and the key questions read the sentence embeddings of the same pass
-        self.need_sentences = (bool(self.sentence_heads) or self._enabled("summary") or self._enabled("key_questions")
+        self.one_pass = reads_sentences(model)
+        self.need_sentences = (self.one_pass or bool(self.sentence_heads) or self._enabled("summary") or self._enabled("key_questions")
                                or goals.document_spec(self, "sdg", ("multilabel", "multiclass")) is not None)
         self.entities = EntityExtractor(self.settings.get("entities"))
         self.generator = Generator.from_settings(self.settings)  # off by default: None
@@ -132,8 +136,14 @@ class Composer:
         fixed = fixed_ranking(self.settings)
         queries = [ranking_texts(a.title, ss, self.settings) if q and not fixed else []
                    for a, ss, q in zip(articles, sentences, asked)]
-        sent_out = self._sentence_pass(sentences, queries)
-        doc_out = self.forward([self.document_text(a) for a in articles], offsets=False, max_chunks=self.max_chunks)
+        titles = [a.title if self.one_pass and a.title and self.settings.get("document_includes_title", True)
+                  else None for a in articles]
+        sent_out = self._sentence_pass(sentences, queries, [t for t in titles if t])
+        documents = [self.document_text(a) for a in articles]
+        if self.one_pass:
+            doc_out = self._documents(sent_out, sentences, titles, documents)
+        else:
+            doc_out = self.forward(documents, offsets=False, max_chunks=self.max_chunks)
         # per-sentence token probabilities (a long sentence may span several chunks)
         words_of: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for rec, p, om in (sent_out or {}).get("tokens", []):
@@ -160,15 +170,32 @@ class Composer:
             cards.append(card)
         return cards
 
-    def _sentence_pass(self, sentences: list[list], queries: list[list[str]]) -> dict[str, Any] | None:
+    def _sentence_pass(self, sentences: list[list], queries: list[list[str]],
+                       titles: list[str]) -> dict[str, Any] | None:
         """One forward over every sentence of every article, then the key questions' query
-        texts (rows after the sentences'; no head statistic reads them)."""
+        texts and, for a one-pass model, the titles (rows after the sentences'; no head
+        statistic reads them)."""
         flat = [s.text for ss in sentences for s in ss]
-        if not flat or not (self.need_sentences or self.token_head):
+        if not (flat or titles) or not (self.need_sentences or self.token_head):
             return None
-        want = self._enabled("summary") or self._enabled("key_questions")
-        return self.forward(flat + [q for qs in queries for q in qs], offsets=self.token_head is not None,
+        want = self.one_pass or self._enabled("summary") or self._enabled("key_questions")
+        return self.forward(flat + [q for qs in queries for q in qs] + titles, offsets=self.token_head is not None,
                             embeddings=want)
+
+    def _documents(self, sent_out: dict | None, sentences: list[list], titles: list[str | None],
+                   documents: list[str]) -> dict[str, Any]:
+        """The document heads of a one-pass model: each article's sentence rows and title row
+        (an article with neither, say "!!!", reads as the zero vector plus its lexical bag)."""
+        hidden = self.model.encoder.config.hidden_size
+        emb = sent_out["embeddings"] if sent_out else np.zeros((0, hidden), dtype=np.float32)
+        owner = [i for i, ss in enumerate(sentences) for _ in ss]
+        rows = list(range(len(owner)))
+        first_title = len(emb) - sum(1 for t in titles if t)
+        for i in (i for i, t in enumerate(titles) if t):
+            rows.append(first_title)
+            owner.append(i)
+            first_title += 1
+        return document_outputs(self.model, emb[rows], owner, documents)
 
     def concept_probs(self, plan: dict, sent_out, idx: list[int]) -> np.ndarray:
         """A concept's probability per sentence `idx` of a sentence pass: the max over its heads."""

@@ -152,6 +152,44 @@ def _texts(records: list[Mapping]) -> list[str]:
     return texts
 
 
+def _parts(records: list[Mapping], texts: list[str]) -> tuple[list[str], list[int], list[int]] | None:
+    """(segment texts, record of each, start of each in its record's text), or None when no
+    record has `segments` ([start, end) spans into its text; `document_reading: sentences`)."""
+    if not any(r.get("segments") for r in records):
+        return None
+    parts, owner, starts = [], [], []
+    for i, (r, text) in enumerate(zip(records, texts)):
+        if not r.get("segments"):
+            parts.append(text)
+            owner.append(i)
+            starts.append(0)
+            continue
+        for span in r["segments"]:
+            try:
+                a, b = (int(x) for x in span)
+            except (TypeError, ValueError):
+                raise ValueError(f"{_record_id(r, i)}: segments must be [start, end] pairs, got {span!r}") from None
+            if not 0 <= a < b <= len(text):
+                raise ValueError(f"{_record_id(r, i)}: segment {[a, b]} is outside its {len(text)}-character text")
+            parts.append(text[a:b])
+            owner.append(i)
+            starts.append(a)
+    return parts, owner, starts
+
+
+def _segmented(enc: dict, split) -> torch.Tensor:
+    """Chunks of segments -> doc_index; adds enc["segment_index"] and shifts offsets into the
+    record's text."""
+    parts, owner, starts = split
+    seg = enc["overflow_to_sample_mapping"].long()
+    enc["segment_index"] = seg
+    if "offset_mapping" in enc:
+        om = enc["offset_mapping"]
+        shift = torch.tensor(starts, dtype=om.dtype)[seg].view(-1, 1, 1)
+        enc["offset_mapping"] = torch.where((om[..., 1:] > om[..., :1]), om + shift, om)
+    return torch.tensor(owner, dtype=torch.long)[seg]
+
+
 def _check_window(tokenizer, max_length: int, stride: int) -> None:
     special = tokenizer.num_special_tokens_to_add(pair=False)
     if max_length <= special or not 0 <= stride < max_length - special:
@@ -200,7 +238,9 @@ def encode(
     model's forward does not accept: pop it before calling the model. When a head has a
     lexical branch: lexical_ids [T] and lexical_offsets [N] (`biascard.model.lexical`).
     `max_chunks` keeps only the first chunks of each record (a training-time cap on
-    long articles; None keeps all).
+    long articles; None keeps all). A record with `segments` ([start, end) spans of its text,
+    e.g. its sentences) is tokenized segment by segment, and the batch gets segment_index [C]
+    (the segment of chunk c), which `document_reading: sentences` models pool by.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("encode needs a fast tokenizer (offsets and overflowing chunks)")
@@ -212,9 +252,10 @@ def encode(
         with_labels = any("labels" in r for r in records)
     token_heads = [s for s in heads.values() if s.is_token] if with_labels else []
     need_offsets = return_offsets or bool(token_heads)
+    split = _parts(records, texts)
 
     enc = tokenizer(
-        texts,
+        texts if split is None else split[0],
         max_length=max_length,
         stride=stride,
         truncation=True,
@@ -225,7 +266,8 @@ def encode(
         return_tensors="np",  # torch.tensor on nested lists is slower than from_numpy
     )
     enc = {k: torch.from_numpy(v.astype("int64", copy=False)) for k, v in enc.items()}
-    enc, doc_index = _first_chunks(enc, enc["overflow_to_sample_mapping"].long(), max_chunks, tokenizer)
+    doc_index = enc["overflow_to_sample_mapping"].long() if split is None else _segmented(enc, split)
+    enc, doc_index = _first_chunks(enc, doc_index, max_chunks, tokenizer)
     batch: dict[str, Any] = {
         "input_ids": enc["input_ids"],
         "attention_mask": enc["attention_mask"],
@@ -233,6 +275,8 @@ def encode(
     if "token_type_ids" in enc:
         batch["token_type_ids"] = enc["token_type_ids"]
     batch["doc_index"] = doc_index
+    if split is not None:
+        batch["segment_index"] = enc["segment_index"]
     if has_lexical(heads):  # the whole texts, past max_length and max_chunks: one bag per record
         batch.update(lexical_inputs(texts))
     if return_offsets:

@@ -4,7 +4,9 @@ Every record is split into chunks (see `biascard.model.features.encode`); `doc_i
 is the record of chunk c. Sequence heads (binary, multiclass, multilabel, ordinal,
 regression) read the mean of a record's chunk vectors, each chunk vector being the
 attention-masked mean of its token states. Token heads read each chunk token's state.
-Ordinal heads use CORN (Shi, Cao & Raschka 2021). `lexical` heads add `biascard.model.lexical`.
+With `document_reading: sentences`, document-level heads read an attention pool over the
+record's segments instead (`biascard.model.pooling`). Ordinal heads use CORN (Shi, Cao &
+Raschka 2021; `losses.py`). `lexical` heads add `biascard.model.lexical`.
 """
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .heads import HeadSpec, load_heads
 from .lexical import build_branches, lexical_logits
+from .losses import corn_loss, head_loss_fn  # noqa: F401 - re-exported
+from .pooling import AttentionPool, mean_pool_chunks, pool_records, segments_of  # noqa: F401 - re-exported
 
+READINGS = ("windows", "sentences")
 MINILM_NAMES = (None, "", "minilm", "default", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
@@ -49,21 +53,6 @@ def load_tokenizer(name_or_path: str | os.PathLike | None):
 
 
 # ---------------------------------------------------------------- CORN
-
-
-def corn_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """CORN loss. logits [N, K-1]; y [N] class index 0..K-1 (already masked).
-
-    Task k (k = 0..K-2) is P(y > k | y > k-1): trained only on examples with y >= k,
-    target y > k. The loss is the mean binary cross-entropy over all (example, task)
-    pairs that are in a task's conditional training set.
-    """
-    k = torch.arange(logits.shape[1], device=logits.device)
-    in_task = y.unsqueeze(1) >= k  # [N, K-1]: conditional training subsets
-    target = (y.unsqueeze(1) > k).to(logits.dtype)
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    in_task = in_task.to(logits.dtype)
-    return (bce * in_task).sum() / in_task.sum().clamp(min=1)
 
 
 def corn_cumulative(logits: torch.Tensor) -> torch.Tensor:
@@ -131,6 +120,9 @@ class BiasCardConfig(PretrainedConfig):
     # chunks per record at inference (None = every chunk): eval and serve read what training validated on
     max_chunks: int | None = None
     pooling: str = "mean"
+    # windows: every head reads the mean of a record's chunks; sentences: a document given as
+    # segments (its sentences) is read by the document-level heads through an attention pool
+    document_reading: str = "windows"
     classifier_dropout: float = 0.1
     initializer_range: float = 0.02
 
@@ -141,6 +133,8 @@ class BiasCardConfig(PretrainedConfig):
             self.heads = {n: h.to_dict() for n, h in load_heads(self.heads).items()}
         if self.pooling != "mean":
             raise ValueError(f"pooling {self.pooling!r}: only 'mean' is implemented")
+        if self.document_reading not in READINGS:
+            raise ValueError(f"document_reading {self.document_reading!r} is not one of {READINGS}")
         if not 0 <= self.stride < self.max_length:
             raise ValueError(f"stride {self.stride} must be in [0, max_length={self.max_length})")
         if self.max_chunks is not None and int(self.max_chunks) < 1:
@@ -176,20 +170,6 @@ class Head(nn.Module):
         return self.proj(self.dropout(x))
 
 
-def mean_pool_chunks(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """[C, L, H] token states -> [C, H], averaging only attended tokens."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-
-def pool_records(chunk_vecs: torch.Tensor, doc_index: torch.Tensor, num_records: int | None = None) -> torch.Tensor:
-    """[C, H] chunk vectors -> [N, H]: the mean of each record's chunks."""
-    n = int(doc_index.max()) + 1 if num_records is None else num_records
-    sums = chunk_vecs.new_zeros(n, chunk_vecs.shape[-1]).index_add_(0, doc_index, chunk_vecs)
-    counts = torch.bincount(doc_index, minlength=n).clamp(min=1).to(chunk_vecs.dtype)
-    return sums / counts.unsqueeze(-1)
-
-
 # ---------------------------------------------------------------- model
 
 
@@ -214,6 +194,7 @@ class BiasCardModel(PreTrainedModel):
             {name: Head(hidden, spec.num_outputs, config.classifier_dropout) for name, spec in specs.items()}
         )
         self.lexical = build_branches(specs, {n: s.num_outputs for n, s in specs.items()})  # empty: no keys
+        self.document_pool = AttentionPool(hidden) if config.document_reading == "sentences" else None
         self._specs = specs
         max_pos = getattr(self.encoder.config, "max_position_embeddings", None)
         if max_pos is not None and config.max_length > max_pos:
@@ -272,6 +253,7 @@ class BiasCardModel(PreTrainedModel):
         labels: Mapping[str, torch.Tensor] | None = None,
         return_embeddings: bool = False,
         lexical_ids: torch.Tensor | None = None, lexical_offsets: torch.Tensor | None = None,
+        segment_index: torch.Tensor | None = None,
         **unused,
     ) -> BiasCardOutput:
         if unused:
@@ -284,16 +266,19 @@ class BiasCardModel(PreTrainedModel):
             doc_index = torch.arange(input_ids.shape[0], device=input_ids.device)
 
         logits: dict[str, torch.Tensor] = {}
-        records = None
+        records = documents = None
         if any(not s.is_token for s in self._specs.values()) or return_embeddings:
-            records = pool_records(mean_pool_chunks(states, attention_mask), doc_index)
+            chunks = mean_pool_chunks(states, attention_mask)
+            records = pool_records(chunks, doc_index)
+            if self.document_pool is not None:
+                documents = self.document_pool(*segments_of(chunks, doc_index, segment_index), records.shape[0])
         lexical = lexical_logits(self.lexical, lexical_ids, lexical_offsets, records)
         for name, spec in self._specs.items():
             if spec.is_token:
                 logits[name] = self.heads[name](states)  # [C, L, 2]
             else:
-                out = self.heads[name](records) + lexical.get(name, 0)  # the bag's logits, if it has one
-                logits[name] = out.squeeze(-1) if spec.type in ("binary", "regression") else out
+                reads = documents if documents is not None and spec.level == "document" else records
+                logits[name] = self._sequence_logits(name, reads, lexical)
 
         loss, losses = None, {}
         if labels is not None:
@@ -301,6 +286,23 @@ class BiasCardModel(PreTrainedModel):
         return BiasCardOutput(
             loss=loss, logits=logits, losses=losses, embeddings=records if return_embeddings else None
         )
+
+    def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping) -> torch.Tensor:
+        out = self.heads[name](vecs) + lexical.get(name, 0)  # the bag's logits, if it has one
+        return out.squeeze(-1) if self._specs[name].type in ("binary", "regression") else out
+
+    def document_logits(self, segment_vecs: torch.Tensor, owner: torch.Tensor, num_records: int,
+                        lexical_ids: torch.Tensor | None = None,
+                        lexical_offsets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The document-level heads of a `document_reading: sentences` model from segment
+        vectors already pooled (the card's sentence pass): one encoder pass serves the card."""
+        if self.document_pool is None:
+            raise ValueError("document_logits needs a model with document_reading: sentences")
+        documents = self.document_pool(segment_vecs, owner, num_records)
+        names = [n for n, s in self._specs.items() if s.level == "document" and not s.is_token]
+        branches = nn.ModuleDict({n: self.lexical[n] for n in names if n in self.lexical})
+        lexical = lexical_logits(branches, lexical_ids, lexical_offsets, documents)
+        return {n: self._sequence_logits(n, documents, lexical) for n in names}
 
     def compute_loss(
         self, logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor]
@@ -331,61 +333,6 @@ class BiasCardModel(PreTrainedModel):
 
     def set_input_embeddings(self, value):
         self.encoder.set_input_embeddings(value)
-
-
-def _weighted_mean(per_example: torch.Tensor, y: torch.Tensor, spec: HeadSpec) -> torch.Tensor:
-    if not isinstance(spec.class_weight, list):
-        return per_example.mean()
-    w = torch.tensor(spec.class_weight, dtype=per_example.dtype, device=per_example.device)[y.long()]
-    return (w * per_example).sum() / w.sum()
-
-
-def _focal(ce: torch.Tensor, p_true: torch.Tensor, gamma: float) -> torch.Tensor:
-    return ce if not gamma else (1.0 - p_true).clamp(min=0.0).pow(gamma) * ce
-
-
-def head_loss_fn(spec: HeadSpec, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
-    """One head's loss over its labeled examples only; None when none is labeled.
-
-    Binary/multiclass heads may weight classes (`class_weight`, a weighted mean) and use focal
-    loss (`focal_gamma`); multilabel heads may weight each label's positives (`class_weight` as
-    BCE pos_weight) and use focal loss per label."""
-    kind = spec.type
-    if kind == "regression":
-        keep = ~torch.isnan(y)
-        return F.mse_loss(logits[keep], y[keep].to(logits.dtype)) if keep.any() else None
-    gamma = float(getattr(spec, "focal_gamma", 0.0) or 0.0)
-    if kind == "multilabel":
-        rows = (y != -100).all(dim=-1)  # a labeled record has every label set
-        if not rows.any():
-            return None
-        logits, target = logits[rows], y[rows].to(logits.dtype)
-        pw = None
-        if isinstance(spec.class_weight, list):
-            pw = torch.tensor(spec.class_weight, dtype=logits.dtype, device=logits.device)
-        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none", pos_weight=pw)
-        p = torch.sigmoid(logits)
-        return _focal(ce, torch.where(target > 0.5, p, 1.0 - p), gamma).mean()
-    keep = y != -100
-    if not keep.any():
-        return None
-    logits, y = logits[keep], y[keep]
-    if kind == "binary":
-        target = y.to(logits.dtype)
-        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        p = torch.sigmoid(logits)
-        ce = _focal(ce, torch.where(target > 0.5, p, 1.0 - p), gamma)
-        return _weighted_mean(ce, y, spec)
-    if kind == "multiclass":
-        ce = F.cross_entropy(logits, y.long(), reduction="none")
-        if gamma:
-            ce = _focal(ce, torch.exp(-ce), gamma)  # p_true = exp(-CE)
-        return _weighted_mean(ce, y, spec)
-    if kind == "ordinal":
-        return corn_loss(logits, y.long())
-    if kind == "token":
-        return F.cross_entropy(logits, y.long())
-    raise ValueError(f"head {spec.name!r}: unknown type {kind!r}")
 
 
 try:  # lets AutoConfig/AutoModel open a saved biascard folder
