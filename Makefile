@@ -130,17 +130,18 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 	$(VENV)/bin/biascard eval ablations $(OUT)
 
 # Issue 18's one-pass hierarchical head against windows, at small scale: AllSides alone (leaning,
-# topic; the release's lexical branches), 320 steps each, whole articles at validation; the two
-# runs' validation predictions compared with a paired bootstrap (about 1 hour on 2 cores).
+# topic; the release's lexical branches), 160 steps each, training on the first 4 windows or the
+# first 16 sentences (about the same ~500 tokens of an article), whole articles at validation; the two
+# runs' predictions on the same 400 seeded validation articles compared with a paired bootstrap.
 HIER ?= outputs/hierarchical
-HIER_ARGS = experiment=single data=allsides +data.eval_caps.allsides=300 data.eval_max_chunks=null \
-  trainer.max_epochs=null trainer.max_steps=320 trainer.eval_every_n_steps=160 +trainer.lexical_lr_scale=20 \
+HIER_ARGS = experiment=single data=allsides +data.eval_caps.allsides=200 data.eval_max_chunks=null \
+  trainer.max_epochs=null trainer.max_steps=160 trainer.eval_every_n_steps=80 +trainer.lexical_lr_scale=20 \
   '+heads.political_leaning.lexical={buckets:65536,dim:8}' '+heads.topic.lexical={buckets:32768,dim:8}'
 hierarchical-ablation: install
-	set -e; for run in "windows:" "sentences:model.document_reading=sentences data.max_chunks=64"; do \
+	set -e; for run in "windows:" "sentences:model.document_reading=sentences data.max_chunks=16"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
 	  $(VENV)/bin/biascard train $(HIER_ARGS) $$args logger=jsonl hydra.run.dir=$(HIER)/$$name; \
-	  $(VENV)/bin/biascard eval model=$(HIER)/$$name/model split=validation 'systems=[model]' \
+	  $(VENV)/bin/biascard eval model=$(HIER)/$$name/model split=validation max_examples=400 'systems=[model]' \
 	    report.sample_cards=0 hydra.run.dir=$(HIER)/$$name/eval; \
 	done
 	$(VENV)/bin/biascard eval compare $(HIER)/windows/eval $(HIER)/sentences/eval | tee $(HIER)/compare.txt

@@ -202,3 +202,21 @@ def test_training_and_eval_with_sentence_reading(smoke_inputs, tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     metrics = json.loads((tmp_path / "eval/metrics.json").read_text())
     assert any(k.startswith("sdg_trail22/sdg") for k in json.dumps(metrics).split('"'))
+
+
+def test_sentence_batches_run_in_length_groups_with_the_same_states(encoder, tokenizer):
+    """A segmented batch runs the encoder in length groups: the vectors at real tokens are the
+    single padded pass's, and gradients flow through the groups."""
+    model = model_of(encoder, card_specs())
+    recs = with_segments([{"text": ARTICLE}, {"text": BODY * 3}], model.head_specs)
+    batch = encode(recs, tokenizer, model.head_specs, 48, 8, with_labels=False)
+    assert batch["input_ids"].shape[0] > 8
+    enc = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    with torch.no_grad():
+        one = model.encoder(**enc).last_hidden_state
+        grouped = model._grouped(enc, group=4)
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(one[real], grouped[real], atol=1e-5)
+    out = model(**batch)
+    out.logits["political_leaning"].sum().backward()
+    assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0

@@ -261,7 +261,8 @@ class BiasCardModel(PreTrainedModel):
         enc_kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             enc_kwargs["token_type_ids"] = token_type_ids
-        states = self.encoder(**enc_kwargs).last_hidden_state  # one pass serves every head
+        # one pass serves every head; a batch of sentences runs in length groups (less padding)
+        states = self.encoder(**enc_kwargs).last_hidden_state if segment_index is None else self._grouped(enc_kwargs)
         if doc_index is None:
             doc_index = torch.arange(input_ids.shape[0], device=input_ids.device)
 
@@ -286,6 +287,21 @@ class BiasCardModel(PreTrainedModel):
         return BiasCardOutput(
             loss=loss, logits=logits, losses=losses, embeddings=records if return_embeddings else None
         )
+
+    def _grouped(self, enc_kwargs: dict, group: int = 64) -> torch.Tensor:
+        """Encoder states of many short chunks (a document's sentences pad to its longest one),
+        run `group` chunks at a time in length order, each group cut to its own width. Padding
+        is right-side and masked, so the states at real tokens are those of one padded pass."""
+        mask = enc_kwargs["attention_mask"]
+        lengths = mask.sum(1)
+        out = None
+        for idx in torch.argsort(lengths).split(group):
+            width = max(int(lengths[idx].max()), 1)
+            part = self.encoder(**{k: v[idx, :width] for k, v in enc_kwargs.items()}).last_hidden_state
+            if out is None:
+                out = part.new_zeros(*mask.shape, part.shape[-1])
+            out[idx, :width] = part
+        return out
 
     def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping) -> torch.Tensor:
         out = self.heads[name](vecs) + lexical.get(name, 0)  # the bag's logits, if it has one
