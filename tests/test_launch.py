@@ -16,7 +16,12 @@ from test_serve_support import free_port
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
 ACCELERATE = Path(sys.executable).with_name("accelerate")
-ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+
+
+def launch_env() -> dict:
+    """The environment at call time: smoke_inputs has pointed BIASCARD_CACHE_DIR at the
+    session's cache, which holds the tiny encoder already."""
+    return {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
 def train_command(config: str, run_dir: Path, *flags: str) -> list[str]:
@@ -39,7 +44,7 @@ def test_two_process_cpu_launch(smoke_inputs, tmp_path):
     run_dir = tmp_path / "run"
     port = str(free_port())
     r = subprocess.run(train_command("cpu_2proc.yaml", run_dir, "--main_process_port", port),
-                       env=ENV, capture_output=True, text=True, timeout=600)
+                       env=launch_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     rows = read_metrics(run_dir / "metrics.jsonl")
     messages = [x["message"] for x in rows if x["split"] == "log"]
@@ -61,7 +66,7 @@ def test_two_machines_on_loopback(smoke_inputs, tmp_path):
     run_dir, port = tmp_path / "run", str(free_port())
     nodes = [subprocess.Popen(train_command("cpu_2nodes.yaml", run_dir, "--machine_rank", str(rank),
                                             "--main_process_ip", "127.0.0.1", "--main_process_port", port),
-                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for rank in (0, 1)]
     outs = [p.communicate(timeout=600)[0] for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], "\n".join(o[-3000:] for o in outs)
@@ -70,3 +75,19 @@ def test_two_machines_on_loopback(smoke_inputs, tmp_path):
     assert [x["step"] for x in rows if x["split"] == "train"] == list(range(1, 9))
     last = run_dir / "checkpoints/last"
     assert all((last / f"rng_{rank}.json").is_file() for rank in (0, 1))
+
+
+def test_tiny_encoder_builds_on_a_rank_where_transformers_writes_nothing(tmp_path, monkeypatch):
+    """Under torch.distributed, transformers' save_pretrained writes only on rank 0. Two
+    launched ranks building a cold cache raced, and rank 1 could rename a folder without
+    weights into place (CI, 2026-12-02); rank 1 now writes the weights itself."""
+    import torch
+    from transformers import AutoModel, PreTrainedModel
+
+    from biascard.model.tiny import make_tiny_encoder
+
+    ref = AutoModel.from_pretrained(make_tiny_encoder(tmp_path / "rank0", seed=3))
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", lambda self, *a, **k: None)
+    other = AutoModel.from_pretrained(make_tiny_encoder(tmp_path / "rank1", seed=3))
+    for (name, a), (_, b) in zip(ref.state_dict().items(), other.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -70,6 +70,15 @@ def make_tiny_encoder(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
         model.save_pretrained(tmp)
+        if not (tmp / "model.safetensors").is_file():
+            # under torch.distributed, transformers writes only on rank 0: another rank building
+            # the cache (accelerate launch) writes the same weights itself
+            from safetensors.torch import save_file
+
+            model.config.architectures = [type(model).__name__]
+            model.config.save_pretrained(tmp)
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"),
+                      metadata={"format": "pt"})
         for name in TOKENIZER_FILES:
             if (src / name).is_file():
                 shutil.copyfile(src / name, tmp / name)
