@@ -252,9 +252,13 @@ def encoder_work(composer, arts) -> dict[str, tuple[int, int, int, float]]:
     cfg = config.encoder_config()
     max_length, stride = int(config.max_length), int(config.stride)
     out = {}
-    # the document pass reads the model's max_chunks chunks per article, as the composer does
-    for name, texts, chunks in (("sentence pass", [s.text for a in arts for s in split_sentences(a.text)], None),
-                                ("document pass", [composer.document_text(a) for a in arts], composer.max_chunks)):
+    sentences = [s.text for a in arts for s in split_sentences(a.text)]
+    passes = [("sentence pass", sentences, None),
+              # the document pass reads the model's max_chunks chunks per article, as the composer does
+              ("document pass", [composer.document_text(a) for a in arts], composer.max_chunks)]
+    if getattr(composer, "one_pass", False):  # one pass: the titles ride with the sentences
+        passes = [("sentence pass", sentences + [a.title for a in arts if a.title], None)]
+    for name, texts, chunks in passes:
         groups = batches(composer.tokenizer, texts, composer.runtime, max_length, stride,
                          composer.settings.get("sentence_batch_size"))
         real = padded = 0

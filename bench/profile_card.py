@@ -90,12 +90,12 @@ def stage_shares(composer, arts, rounds: int, total_flops: float) -> None:
         t = time.perf_counter()
         composer.compose(arts)
         totals.append(time.perf_counter() - t)
-        rests.append(totals[-1] - sum(v[-1] for v in stamps.values()))
+        rests.append(totals[-1] - sum(v[-1] for v in stamps.values() if v))  # a one-pass model has no document pass
         print(f"  round {r + 1}/{rounds}: {totals[-1]:.2f}s  [{common.load_line('now').split(': ')[1]}]",
               flush=True)
     composer.forward = orig
     total = common.median(totals)
-    shares = {k: common.median(v) for k, v in stamps.items()}
+    shares = {k: common.median(v) for k, v in stamps.items() if v}
     rest = common.median(rests)
     print()
     print(common.table([[k, f"{v:.2f}", f"{100 * v / total:.0f}%"] for k, v in
