@@ -74,7 +74,8 @@ def _predict_batch(model, tokenizer, batch_records, heads, max_chunks, token_thr
 
     specs, cfg = model.head_specs, model.config
     batch = encode(
-        [{"id": r.get("id"), "text": r["text"], "segments": r.get("segments")} for r in batch_records], tokenizer, specs,
+        [{"id": r.get("id"), "text": r["text"], "segments": r.get("segments")} for r in batch_records],
+        tokenizer, specs,
         int(cfg.max_length), int(cfg.stride), with_labels=False, return_offsets=True, max_chunks=max_chunks,
     )
     offsets = batch.pop("offset_mapping")

@@ -74,11 +74,11 @@ class Composer:
         self.token_head = token_head if token_head in self.specs and self.specs[token_head].is_token else None
         # sentence heads feed derived scores and the evidence of document-head scores alike
         self.sentence_heads = sorted({h["head"] for p in self.plan.values() for h in p["heads"]})
-        # the sdg head read sentence by sentence gives each listed goal its evidence
         # the sdg head read sentence by sentence gives each listed goal its evidence; the summary
         # and the key questions read the sentence embeddings of the same pass
         self.one_pass = reads_sentences(model)
-        self.need_sentences = (self.one_pass or bool(self.sentence_heads) or self._enabled("summary") or self._enabled("key_questions")
+        self.need_sentences = (self.one_pass or bool(self.sentence_heads) or self._enabled("summary")
+                               or self._enabled("key_questions")
                                or goals.document_spec(self, "sdg", ("multilabel", "multiclass")) is not None)
         self.entities = EntityExtractor(self.settings.get("entities"))
         self.generator = Generator.from_settings(self.settings)  # off by default: None
@@ -188,14 +188,10 @@ class Composer:
         (an article with neither, say "!!!", reads as the zero vector plus its lexical bag)."""
         hidden = self.model.encoder.config.hidden_size
         emb = sent_out["embeddings"] if sent_out else np.zeros((0, hidden), dtype=np.float32)
-        owner = [i for i, ss in enumerate(sentences) for _ in ss]
-        rows = list(range(len(owner)))
-        first_title = len(emb) - sum(1 for t in titles if t)
-        for i in (i for i, t in enumerate(titles) if t):
-            rows.append(first_title)
-            owner.append(i)
-            first_title += 1
-        return document_outputs(self.model, emb[rows], owner, documents)
+        titled = [i for i, t in enumerate(titles) if t]  # their rows are the pass's last ones
+        sentence_owner = [i for i, ss in enumerate(sentences) for _ in ss]
+        rows = list(range(len(sentence_owner))) + list(range(len(emb) - len(titled), len(emb)))
+        return document_outputs(self.model, emb[rows], sentence_owner + titled, documents)
 
     def concept_probs(self, plan: dict, sent_out, idx: list[int]) -> np.ndarray:
         """A concept's probability per sentence `idx` of a sentence pass: the max over its heads."""

@@ -180,7 +180,7 @@ def _parts(records: list[Mapping], texts: list[str]) -> tuple[list[str], list[in
 def _segmented(enc: dict, split) -> torch.Tensor:
     """Chunks of segments -> doc_index; adds enc["segment_index"] and shifts offsets into the
     record's text."""
-    parts, owner, starts = split
+    _, owner, starts = split
     seg = enc["overflow_to_sample_mapping"].long()
     enc["segment_index"] = seg
     if "offset_mapping" in enc:
