@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release default-model ablations hierarchical-ablation test lint-imports browser clean
+.PHONY: install demo quick-model release default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -145,6 +145,25 @@ hierarchical-ablation: install
 	    report.sample_cards=0 hydra.run.dir=$(HIER)/$$name/eval; \
 	done
 	$(VENV)/bin/biascard eval compare $(HIER)/windows/eval $(HIER)/sentences/eval | tee $(HIER)/compare.txt
+
+# Issue 18's lexical-branch weighting: the release's branches on the document heads (leaning, topic,
+# SDG) reading the mean of their n-gram vectors, or tf-idf weights (`lexical.weighting: tfidf`, the
+# TF-IDF+LR baseline's features), trained on AllSides and TRAIL22 for 600 steps each (the encoder reads an
+# article's first window in training, the branch all of it; whole articles at validation); both runs'
+# predictions on the same seeded validation examples (400 a dataset) compared with a paired bootstrap.
+LEXW ?= outputs/lexical_weighting
+LEXW_ARGS = experiment=single 'data.datasets=[allsides,sdg_trail22]' '+data.eval_caps={allsides:200,sdg_trail22:200}' \
+  data.max_chunks=1 data.eval_max_chunks=null trainer.max_epochs=null trainer.max_steps=600 trainer.eval_every_n_steps=300 \
+  +trainer.lexical_lr_scale=20 heads.sdg.loss_weight=1.0
+LEXW_HEADS = political_leaning:65536 topic:32768 sdg:32768
+lexical-weighting-ablation: install
+	set -e; for w in mean tfidf; do \
+	  $(VENV)/bin/biascard train $(LEXW_ARGS) $(foreach h,$(LEXW_HEADS),'+heads.$(word 1,$(subst :, ,$(h))).lexical={buckets:$(word 2,$(subst :, ,$(h))),dim:8,weighting:'$$w'}') \
+	    logger=jsonl hydra.run.dir=$(LEXW)/$$w; \
+	  $(VENV)/bin/biascard eval model=$(LEXW)/$$w/model split=validation max_examples=400 'systems=[model]' \
+	    report.sample_cards=0 hydra.run.dir=$(LEXW)/$$w/eval; \
+	done
+	$(VENV)/bin/biascard eval compare $(LEXW)/mean/eval $(LEXW)/tfidf/eval | tee $(LEXW)/compare.txt
 
 # Continued MLM on the AllSides+MBIC+BASIL train text: 100 steps train the random MLM head on the
 # frozen encoder, then 700 steps train both.

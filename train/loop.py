@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from biascard.compose.reading import reads_sentences, with_segments
 from biascard.model import model_dir
 from biascard.model.features import encode
+from biascard.model.lexical import fit_idf
 
 from . import checkpoint as ckpt
 from .accelerator import make_accelerator, quiet_libraries, shared_output_dir
@@ -154,10 +155,21 @@ def _data_and_model(run: Run) -> None:
     run.train_records = [read(records(data[n]["train"])) for n in run.names]
     run.flat_train = [r for recs in run.train_records for r in recs]
     run.train_lengths = token_lengths(run.tokenizer, run.flat_train, max_length, max_chunks)
+    _fit_lexical_idf(run)
     for n in run.names:
         recs = records(data[n]["validation"])
         if recs:
             run.val_records[n] = (recs, token_lengths(run.tokenizer, recs, max_length, eval_chunks))
+
+
+def _fit_lexical_idf(run: Run) -> None:
+    """The idf of tf-idf lexical branches, from the train records that label each head (a checkpoint
+    being resumed holds the same values)."""
+    texts = {h: [r["text"] for r in run.flat_train if r["labels"].get(h) is not None] for h in run.model.lexical}
+    fitted = fit_idf(run.model.lexical, texts)
+    if fitted:
+        run.log.message("lexical idf fit on train texts: " + ", ".join(f"{h} {n}" for h, n in fitted.items()),
+                        lexical_idf=fitted)
 
 
 def _sampler_and_optimizer(run: Run) -> None:

@@ -33,6 +33,9 @@ DEFAULT_LABELS = {
 # lexical: true = these; a mapping overrides them. 2**17 x 16 = 2.1M parameters, 4.2 MB in fp16,
 # so one lexical head fits beside MiniLM (45.4 MB fp16) in a 50 MB release
 LEXICAL_DEFAULTS = {"buckets": 2**17, "dim": 16}
+# how a record's n-grams are weighted in its bag (biascard.model.lexical); absent = mean, so the
+# config.json of a model trained before the option loads and saves as it was
+LEXICAL_WEIGHTINGS = ("mean", "tfidf")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a ModuleDict key: no dots
 
@@ -227,16 +230,20 @@ class HeadSpec:
 
 
 def lexical_options(value: Any, where: str, kind: str) -> dict | None:
-    """A head's `lexical` option as {buckets, dim}, or None when off."""
+    """A head's `lexical` option as {buckets, dim[, weighting]}, or None when off."""
     if value is None or value is False:
         return None
     if kind == "token":
         raise ValueError(f"{where}: lexical is for sequence heads; a token head has no record-level logits to add to")
     value = {} if value is True else _to_container(value)
-    if not isinstance(value, Mapping) or set(value) - set(LEXICAL_DEFAULTS):
-        raise ValueError(f"{where}: lexical must be true, null or a mapping of {sorted(LEXICAL_DEFAULTS)}, got {value!r}")
+    keys = [*LEXICAL_DEFAULTS, "weighting"]
+    if not isinstance(value, Mapping) or set(value) - set(keys):
+        raise ValueError(f"{where}: lexical must be true, null or a mapping of {keys}, got {value!r}")
     out = {**LEXICAL_DEFAULTS, **value}
-    for key, n in out.items():
+    if out.get("weighting", "mean") not in LEXICAL_WEIGHTINGS:
+        raise ValueError(f"{where}: lexical.weighting must be one of {list(LEXICAL_WEIGHTINGS)}, "
+                         f"got {out['weighting']!r}")
+    for key, n in ((k, out[k]) for k in LEXICAL_DEFAULTS):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"{where}: lexical.{key} must be a positive integer, got {n!r}")
     return out
