@@ -33,9 +33,7 @@ DEFAULT_LABELS = {
 # lexical: true = these; a mapping overrides them. 2**17 x 16 = 2.1M parameters, 4.2 MB in fp16,
 # so one lexical head fits beside MiniLM (45.4 MB fp16) in a 50 MB release
 LEXICAL_DEFAULTS = {"buckets": 2**17, "dim": 16}
-# how a record's n-grams are weighted in its bag (biascard.model.lexical); absent = mean, so the
-# config.json of a model trained before the option loads and saves as it was
-LEXICAL_WEIGHTINGS = ("mean", "tfidf")
+LEXICAL_WEIGHTINGS = ("mean", "tfidf")  # of a bag's n-grams; absent = mean, as older config.json files
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a ModuleDict key: no dots
 
@@ -236,13 +234,12 @@ def lexical_options(value: Any, where: str, kind: str) -> dict | None:
     if kind == "token":
         raise ValueError(f"{where}: lexical is for sequence heads; a token head has no record-level logits to add to")
     value = {} if value is True else _to_container(value)
-    keys = [*LEXICAL_DEFAULTS, "weighting"]
-    if not isinstance(value, Mapping) or set(value) - set(keys):
-        raise ValueError(f"{where}: lexical must be true, null or a mapping of {keys}, got {value!r}")
+    if not isinstance(value, Mapping) or set(value) - {*LEXICAL_DEFAULTS, "weighting"}:
+        raise ValueError(f"{where}: lexical must be true, null or a mapping of {[*LEXICAL_DEFAULTS, 'weighting']}, "
+                         f"got {value!r}")
     out = {**LEXICAL_DEFAULTS, **value}
     if out.get("weighting", "mean") not in LEXICAL_WEIGHTINGS:
-        raise ValueError(f"{where}: lexical.weighting must be one of {list(LEXICAL_WEIGHTINGS)}, "
-                         f"got {out['weighting']!r}")
+        raise ValueError(f"{where}: lexical.weighting must be one of {list(LEXICAL_WEIGHTINGS)} not {out['weighting']!r}")
     for key, n in ((k, out[k]) for k in LEXICAL_DEFAULTS):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"{where}: lexical.{key} must be a positive integer, got {n!r}")
