@@ -24,7 +24,8 @@ from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 
 from biascard.data.prepare import prepare_report
-from biascard.model.lexical import LexicalBranch, lexical_inputs
+from biascard.eval.baselines import encode_gold, label_set, labeled
+from biascard.model.lexical import LexicalBranch, lexical_inputs, record_index
 
 # (dataset, head, buckets): the release's branch sizes
 HEADS = [("allsides", "political_leaning", 65536), ("sdg_trail22", "sdg", 32768),
@@ -37,32 +38,15 @@ def bag_matrix(branch: LexicalBranch, texts: list[str]) -> sp.csr_matrix:
     inp = lexical_inputs(texts)
     ids, offsets = inp["lexical_ids"] % branch.buckets, inp["lexical_offsets"]
     if branch.weighting == "tfidf":
-        bucket, starts, w = branch._tfidf(ids, offsets)
-        lengths = torch.diff(starts, append=starts.new_tensor([bucket.shape[0]]))
-        rows = torch.repeat_interleave(torch.arange(len(texts)), lengths)
-        return sp.csr_matrix((w.double().numpy(), (rows.numpy(), bucket.numpy())), shape=(len(texts), branch.buckets))
-    lengths = torch.diff(offsets, append=offsets.new_tensor([ids.shape[0]]))
-    rows = torch.repeat_interleave(torch.arange(len(texts)), lengths)
-    w = (1.0 / lengths.clamp_min(1).double())[rows]
-    return sp.csr_matrix((w.numpy(), (rows.numpy(), ids.numpy())), shape=(len(texts), branch.buckets))
+        ids, offsets, w = branch._tfidf(ids, offsets)
+    rows = record_index(offsets, ids.shape[0])
+    if branch.weighting == "mean":
+        w = (1.0 / torch.bincount(rows, minlength=len(texts)).clamp_min(1).double())[rows]
+    return sp.csr_matrix((w.double().numpy(), (rows.numpy(), ids.numpy())), shape=(len(texts), branch.buckets))
 
 
-def split_xy(dsd, head: str) -> dict[str, tuple[list[str], list]]:
-    out = {}
-    for split in ("train", "validation", "test"):
-        rs = [r for r in dsd[split] if r["labels"][head] is not None]
-        out[split] = ([r["text"] for r in rs], [r["labels"][head] for r in rs])
-    return out
-
-
-def targets(sets: dict) -> dict[str, np.ndarray]:
-    ys = [y for _, yy in sets.values() for y in yy]
-    if isinstance(ys[0], list):  # multilabel: a 0/1 matrix over the labels seen
-        labels = sorted({str(x) for y in ys for x in y})
-        return {s: np.array([[int(lab in {str(x) for x in y}) for lab in labels] for y in yy])
-                for s, (_, yy) in sets.items()}
-    labels = sorted({str(y) for y in ys})
-    return {s: np.array([labels.index(str(y)) for y in yy]) for s, (_, yy) in sets.items()}
+def split_records(dsd, head: str) -> dict[str, list[dict]]:
+    return {split: labeled(list(dsd[split]), head) for split in ("train", "validation", "test")}
 
 
 def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -84,13 +68,16 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     lines = ["dataset/head  weighting  C(on validation)  validation  test"]
     for dataset, head, buckets in HEADS:
-        sets = split_xy(prepare_report(dataset)[0], head)
-        y = targets(sets)
+        sets = split_records(prepare_report(dataset)[0], head)
+        kind = "multilabel" if isinstance(sets["train"][0]["labels"][head], list) else "multiclass"
+        labels = label_set(kind, *sets.values(), head=head)
+        y = {s: encode_gold(rs, head, kind, labels) for s, rs in sets.items()}
+        texts = {s: [r["text"] for r in rs] for s, rs in sets.items()}
         for weighting in ("mean", "tfidf"):
             branch = LexicalBranch(buckets, 1, 1, weighting)
             if weighting == "tfidf":
-                branch.fit_idf(sets["train"][0])
-            x = {s: bag_matrix(branch, t) for s, (t, _) in sets.items()}
+                branch.fit_idf(texts["train"])
+            x = {s: bag_matrix(branch, t) for s, t in texts.items()}
             runs = {c: fit(x, y, c) for c in (1.0, 10.0)}
             first = next(iter(runs[1.0]["validation"]))
             c = max(runs, key=lambda k: runs[k]["validation"][first])

@@ -20,7 +20,7 @@ from test_lexical_branch import encoder, randomized, tokenizer  # noqa: F401 (fi
 from biascard.model import model_dir
 from biascard.model.features import encode
 from biascard.model.heads import HeadSpec
-from biascard.model.lexical import LexicalBranch, fit_idf, lexical_inputs, text_hashes
+from biascard.model.lexical import LexicalBranch, fit_idf, lexical_inputs, record_index, text_hashes
 from biascard.model.modeling import BiasCardModel
 
 BUCKETS = 512
@@ -40,9 +40,7 @@ def dense_weights(branch, texts):
     inputs = lexical_inputs(texts)
     bucket, starts, w = branch._tfidf(inputs["lexical_ids"] % branch.buckets, inputs["lexical_offsets"])
     out = torch.zeros(len(texts), branch.buckets, dtype=torch.float64)
-    ends = torch.cat([starts[1:], starts.new_tensor([bucket.shape[0]])])
-    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
-        out[i, bucket[s:e]] = w[s:e].double()
+    out[record_index(starts, bucket.shape[0]), bucket] = w.double()
     return out.numpy()
 
 

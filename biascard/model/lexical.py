@@ -60,6 +60,12 @@ def lexical_inputs(texts: Sequence[str]) -> dict[str, torch.Tensor]:
             "lexical_offsets": torch.tensor(offsets, dtype=torch.long)}
 
 
+def record_index(offsets: torch.Tensor, total: int) -> torch.Tensor:
+    """[total]: the record of each flat id, from a bag's `offsets` [N] (where each record starts)."""
+    lengths = torch.diff(offsets, append=offsets.new_tensor([total]))
+    return torch.repeat_interleave(torch.arange(offsets.shape[0], device=offsets.device), lengths)
+
+
 def has_lexical(specs) -> bool:
     return any(getattr(s, "lexical", None) for s in specs.values())
 
@@ -100,8 +106,7 @@ class LexicalBranch(nn.Module):
     def _tfidf(self, ids: torch.Tensor, offsets: torch.Tensor):
         """(distinct buckets, their bag offsets, their L2-normalised tf-idf weights), record by record."""
         n = offsets.shape[0]
-        lengths = torch.diff(offsets, append=offsets.new_tensor([ids.shape[0]]))
-        record = torch.repeat_interleave(torch.arange(n, device=ids.device), lengths)
+        record = record_index(offsets, ids.shape[0])
         keys, counts = torch.unique(record * self.buckets + ids, return_counts=True)  # sorted: record-major
         record, bucket = keys // self.buckets, keys % self.buckets
         w = (1.0 + torch.log(counts.float())) * self.idf.float()[bucket]
