@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
+.PHONY: install demo quick-model release release-publish candidate candidate-compare default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,13 +54,18 @@ quick-model: install
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text --title $(SAMPLE_TITLE) serve/samples/article.txt
 
 # The released model from scratch (about 1.5 hours of training on 2 cores with AVX512-BF16; resume an
-# interrupted run with the same line plus resume=auto), its evaluation, the studies its model card
-# reports, and the card. It rewrites $(RELEASED): commit it only if it measures better.
+# interrupted run with the same line plus resume=auto), then `release-publish`. It rewrites
+# $(RELEASED): commit it only if it measures better (`make candidate`).
 REL ?= $(OUT)/release
+RECIPE ?= release
 STUDY = systems=[model] report.sample_cards=0
 release: install
-	$(VENV)/bin/biascard train experiment=release logger=jsonl hydra.run.dir=$(REL)/train
+	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(REL)/train
 	$(VENV)/bin/biascard calibrate --model $(REL)/train/model --max-articles 50
+	$(MAKE) release-publish REL=$(REL)
+
+# Export $(REL)/train/model as $(RELEASED), its test evaluation, the studies its model card reports, the card.
+release-publish: install
 	$(VENV)/bin/biascard eval release export --model $(REL)/train/model --out $(RELEASED)
 	$(VENV)/bin/biascard eval model=$(RELEASED) hydra.run.dir=$(REL)/eval
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.lexical=false \
@@ -71,6 +76,21 @@ release: install
 	$(VENV)/bin/biascard eval release card $(RELEASED) --eval $(REL)/eval \
 	  --study "lexical branches off=$(REL)/eval_lexical_off" --study "the first 4 windows only=$(REL)/eval_4_chunks" \
 	  --study "bf16=$(REL)/eval_bf16"
+
+# A release candidate (RECIPE=an experiment) against the released model on the validation splits, the
+# split that chooses: train and calibrate it, score both models on every validation example, and
+# compare them by a paired bootstrap ($(CAND)/compare.md). If it measures better:
+# `make release-publish REL=$(CAND)`, then commit $(RELEASED) with its card in one commit.
+CAND ?= $(OUT)/candidate
+candidate: install
+	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(CAND)/train
+	$(VENV)/bin/biascard calibrate --model $(CAND)/train/model --max-articles 50
+	$(MAKE) candidate-compare CAND=$(CAND)
+
+candidate-compare: install
+	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) split=validation hydra.run.dir=$(CAND)/released_validation
+	$(VENV)/bin/biascard eval model=$(CAND)/train/model $(STUDY) split=validation hydra.run.dir=$(CAND)/validation
+	$(VENV)/bin/biascard eval compare $(CAND)/released_validation $(CAND)/validation --out $(CAND) | tee $(CAND)/compare.txt
 
 # The default model and the numbers of docs/results.md and docs/default-model/ (roughly 3 hours on
 # 2 CPU cores): multi-task training (experiment=cpu), its evaluation on the full test splits,

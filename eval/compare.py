@@ -44,12 +44,15 @@ def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None,
     b_system = b_system or system
     ma, ra = load_run(run_a)
     mb, rb = load_run(run_b)
-    out: dict = {"a": str(run_a), "b": str(run_b), "system_a": system, "system_b": b_system, "n_boot": n_boot, "tasks": {}}
+    out: dict = {"a": str(run_a), "b": str(run_b), "system_a": system, "system_b": b_system, "n_boot": n_boot,
+                 "tasks": {}, "primary": {}}
     for task in [t for t in ma["tasks"] if t in mb["tasks"]]:
         ta, tb = ma["tasks"][task], mb["tasks"][task]
         if system not in ta["systems"] or b_system not in tb["systems"]:
             continue
         wanted = MAIN_METRICS.get(ta["type"], [])
+        primary = ta.get("primary") or (wanted[0] if wanted else None)
+        wanted = [primary] + [m for m in wanted if m != primary] if primary else wanted
         paired = None
         oa, ob = task_outputs(ma, ra, task, system), task_outputs(mb, rb, task, b_system)
         if oa is not None and ob is not None:
@@ -76,7 +79,21 @@ def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None,
                 row["better"] = None
             rows[name] = row
         out["tasks"][task] = rows
+        if primary in rows:
+            out["primary"][task] = primary
+    out["verdict"] = release_verdict(out)
     return out
+
+
+def release_verdict(res: dict) -> dict:
+    """The rule a release candidate B must pass against the released A: a higher mean of the tasks'
+    primary metrics, and no task whose primary metric is significantly worse."""
+    rows = {t: res["tasks"][t][m] for t, m in res["primary"].items()}
+    sign = {t: -1.0 if m in LOWER_IS_BETTER else 1.0 for t, m in res["primary"].items()}
+    gains = [sign[t] * r["delta"] for t, r in rows.items() if r["delta"] is not None and math.isfinite(r["delta"])]
+    worse = sorted(t for t, r in rows.items() if r["better"] == "A")
+    mean = float(np.mean(gains)) if gains else float("nan")
+    return {"mean_gain": mean, "n_tasks": len(gains), "worse": worse, "b_replaces_a": bool(gains) and mean > 0 and not worse}
 
 
 def to_markdown(res: dict) -> str:
@@ -97,6 +114,10 @@ def to_markdown(res: dict) -> str:
             )
     if not res["tasks"]:
         lines.append("| (no task in both runs) | | | | | | | | |")
+    v = res["verdict"]
+    verdict = "measures better and may replace A" if v["b_replaces_a"] else "does not measure better than A"
+    lines += ["", (f"Primary metrics: B − A is {v['mean_gain']:+.3f} on average over {v['n_tasks']} tasks; "
+                   f"significantly worse in B: {', '.join(v['worse']) or 'none'}. B {verdict}.")]
     return "\n".join(lines) + "\n"
 
 

@@ -227,24 +227,30 @@ def test_screenshot_script_fails_on_a_broken_image(tmp_path):
     assert proc.returncode == 1 and "1 broken" in proc.stdout
 
 
-def _fake_run(path: Path, quality: float, seed: int = 0, task: str = "fake/language_bias") -> Path:
-    """An eval run dir of one binary task whose 'model' is right on `quality` of 500 examples."""
+def _fake_outputs(task: str, quality: float, rng) -> Outputs:
+    """One binary task's outputs whose 'model' is right on `quality` of 500 examples."""
     dataset, head = task.split("/")
-    rng = np.random.default_rng(seed)
     n = 500
     gold = np.random.default_rng(99).integers(0, 2, n)  # the same gold in every fake run
     right = rng.random(n) < quality
     prob = np.clip(np.where(right, gold, 1 - gold) * 0.7 + rng.random(n) * 0.3, 0, 1)
-    out = Outputs(task=task, head=head, type="binary", labels=["0", "1"],
-                  ids=[f"r{i}" for i in range(n)], dataset=[dataset] * n, outlet=[None] * n, gold=gold, prob=prob)
+    return Outputs(task=task, head=head, type="binary", labels=["0", "1"],
+                   ids=[f"r{i}" for i in range(n)], dataset=[dataset] * n, outlet=[None] * n, gold=gold, prob=prob)
+
+
+def _fake_run(path: Path, quality: float, seed: int = 0, task: str = "fake/language_bias",
+              more: dict[str, float] | None = None) -> Path:
+    """An eval run dir of one binary task (plus `more`: {task: quality}) scored by a fake 'model'."""
+    rng = np.random.default_rng(seed)
+    outs = {t: _fake_outputs(t, q, rng) for t, q in {task: quality, **(more or {})}.items()}
     c = {"bootstrap": {"n_boot": 200, "seed": 0, "ci": 0.95}, "ece_bins": 10, "report": {"sample_cards": 0, "plots": False}}
+    tasks = {t: {"dataset": o.dataset[0], "head": o.head, "type": "binary", "labels": ["0", "1"], "n": len(o.ids),
+                 "n_train": 0, "primary": "macro_f1", "systems": score_systems({"model": o}, c)} for t, o in outs.items()}
     metrics = {"created": "test", "model_dir": None, "split": "test", "bootstrap": c["bootstrap"], "config": {},
-               "command": "test", "notes": [], "datasets": [dataset], "datasets_from": "test",
-               "tasks": {out.task: {"dataset": dataset, "head": head, "type": "binary", "labels": ["0", "1"],
-                                    "n": n, "n_train": 0, "primary": "macro_f1",
-                                    "systems": score_systems({"model": out}, c)}}}
+               "command": "test", "notes": [], "datasets": sorted({o.dataset[0] for o in outs.values()}),
+               "datasets_from": "test", "tasks": tasks}
     path.mkdir(parents=True)
-    write_run(metrics, {out.task: {"model": out}}, c, path, None)
+    write_run(metrics, {t: {"model": o} for t, o in outs.items()}, c, path, None)
     return path
 
 
@@ -259,10 +265,23 @@ def test_compare_marks_clear_differences_only(tmp_path):
     assert not any(r["significant"] for r in same.values())
     md = to_markdown(res)
     assert "| fake/language_bias | macro_f1 |" in md and "| * | B |" in md
+    assert res["verdict"]["b_replaces_a"] and "B measures better and may replace A" in md
     # without saved predictions the CIs are compared instead
     (strong / "predictions.jsonl").unlink()
     unpaired = compare(weak, strong, n_boot=100)["tasks"]["fake/language_bias"]["macro_f1"]
     assert unpaired["method"].startswith("CI overlap") and unpaired["significant"]
+
+
+def test_a_candidate_replaces_the_release_only_if_no_task_is_worse(tmp_path):
+    """The release rule: a higher mean of primary metrics is not enough when one task is significantly worse."""
+    released = _fake_run(tmp_path / "released", 0.6, seed=1, more={"logic/fallacy": 0.8})
+    better = _fake_run(tmp_path / "better", 0.9, seed=2, more={"logic/fallacy": 0.8})
+    mixed = _fake_run(tmp_path / "mixed", 0.95, seed=3, more={"logic/fallacy": 0.7})
+    v = compare(released, better, n_boot=200)["verdict"]
+    assert v["n_tasks"] == 2 and v["worse"] == [] and v["b_replaces_a"] and v["mean_gain"] > 0.1
+    res = compare(released, mixed, n_boot=200)
+    assert res["verdict"]["mean_gain"] > 0 and res["verdict"]["worse"] == ["logic/fallacy"]
+    assert not res["verdict"]["b_replaces_a"] and "significantly worse in B: logic/fallacy" in to_markdown(res)
 
 
 def test_report_shows_the_targets_this_run_measured(tmp_path):
