@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release release-publish candidate candidate-compare default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
+.PHONY: install demo quick-model release recipe release-publish candidate candidate-compare default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -60,9 +60,13 @@ REL ?= $(OUT)/release
 RECIPE ?= release
 STUDY = systems=[model] report.sample_cards=0
 release: install
-	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(REL)/train
-	$(VENV)/bin/biascard calibrate --model $(REL)/train/model --max-articles 50
+	$(MAKE) recipe RUN=$(REL)
 	$(MAKE) release-publish REL=$(REL)
+
+# Train RECIPE into $(RUN)/train and calibrate its card composer.
+recipe: install
+	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(RUN)/train
+	$(VENV)/bin/biascard calibrate --model $(RUN)/train/model --max-articles 50
 
 # Export $(REL)/train/model as $(RELEASED), its test evaluation, the studies its model card reports, the card.
 release-publish: install
@@ -83,8 +87,7 @@ release-publish: install
 # `make release-publish REL=$(CAND)`, then commit $(RELEASED) with its card in one commit.
 CAND ?= $(OUT)/candidate
 candidate: install
-	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(CAND)/train
-	$(VENV)/bin/biascard calibrate --model $(CAND)/train/model --max-articles 50
+	$(MAKE) recipe RUN=$(CAND)
 	$(MAKE) candidate-compare CAND=$(CAND)
 
 candidate-compare: install

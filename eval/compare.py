@@ -51,8 +51,8 @@ def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None,
         if system not in ta["systems"] or b_system not in tb["systems"]:
             continue
         wanted = MAIN_METRICS.get(ta["type"], [])
-        primary = ta.get("primary") or (wanted[0] if wanted else None)
-        wanted = [primary] + [m for m in wanted if m != primary] if primary else wanted
+        primary = ta["primary"]  # every run's metrics.json names it, as the report reads it
+        wanted = [primary] + [m for m in wanted if m != primary]
         paired = None
         oa, ob = task_outputs(ma, ra, task, system), task_outputs(mb, rb, task, b_system)
         if oa is not None and ob is not None:
