@@ -53,19 +53,20 @@ quick-model: install
 	$(VENV)/bin/biascard calibrate --model $(DEMO)/train/model --max-articles 40
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text --title $(SAMPLE_TITLE) serve/samples/article.txt
 
-# The released model from scratch (about 1.5 hours of training on 2 cores with AVX512-BF16; resume an
-# interrupted run with the same line plus resume=auto), then `release-publish`. It rewrites
+# The released model from scratch (about 1.5 hours of training on 2 cores with AVX512-BF16; the
+# same line again continues an interrupted run), then `release-publish`. It rewrites
 # $(RELEASED): commit it only if it measures better (`make candidate`).
 REL ?= $(OUT)/release
-RECIPE ?= release
+RECIPE ?= release_tfidf_leaning
 STUDY = systems=[model] report.sample_cards=0
 release: install
 	$(MAKE) recipe RUN=$(REL)
 	$(MAKE) release-publish REL=$(REL)
 
-# Train RECIPE into $(RUN)/train and calibrate its card composer.
+# Train RECIPE into $(RUN)/train and calibrate its card composer. Run again, it continues an
+# interrupted training from its last checkpoint (resume=auto starts fresh when there is none).
 recipe: install
-	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(RUN)/train
+	$(VENV)/bin/biascard train experiment=$(RECIPE) logger=jsonl hydra.run.dir=$(RUN)/train resume=auto
 	$(VENV)/bin/biascard calibrate --model $(RUN)/train/model --max-articles 50
 
 # Export $(REL)/train/model as $(RELEASED), its test evaluation, the studies its model card reports, the card.
