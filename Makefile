@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare default-model ablations hierarchical-ablation lexical-weighting-ablation test lint-imports browser clean
+.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare default-model ablations hierarchical-ablation windows-ablation lexical-weighting-ablation test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -182,6 +182,25 @@ hierarchical-ablation: install
 	    report.sample_cards=0 hydra.run.dir=$(HIER)/$$name/eval; \
 	done
 	$(VENV)/bin/biascard eval compare $(HIER)/windows/eval $(HIER)/sentences/eval | tee $(HIER)/compare.txt
+
+# Issue 18's training windows: the released recipe's AllSides heads (leaning with its tf-idf branch,
+# topic with its mean bag) trained on each article's first 4 or first 8 windows of 128 tokens, 400
+# steps each, whole articles at validation and test; both runs' predictions on the same articles
+# (400 seeded validation articles, the whole test split) compared with a paired bootstrap.
+WIN ?= outputs/windows
+WIN_ARGS = experiment=single data=allsides +data.eval_caps.allsides=200 data.eval_max_chunks=null \
+  trainer.max_epochs=null trainer.max_steps=400 trainer.eval_every_n_steps=200 +trainer.lexical_lr_scale=20 \
+  '+heads.political_leaning.lexical={buckets:65536,dim:8,weighting:tfidf}' '+heads.topic.lexical={buckets:32768,dim:8}'
+windows-ablation: install
+	set -e; for n in 4 8; do \
+	  $(VENV)/bin/biascard train $(WIN_ARGS) data.max_chunks=$$n logger=jsonl hydra.run.dir=$(WIN)/windows_$$n; \
+	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model split=validation max_examples=400 'systems=[model]' \
+	    report.sample_cards=0 hydra.run.dir=$(WIN)/windows_$$n/validation; \
+	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model 'datasets=[allsides]' 'systems=[model]' \
+	    report.sample_cards=0 hydra.run.dir=$(WIN)/windows_$$n/test; \
+	done
+	$(VENV)/bin/biascard eval compare $(WIN)/windows_4/validation $(WIN)/windows_8/validation | tee $(WIN)/compare_validation.txt
+	$(VENV)/bin/biascard eval compare $(WIN)/windows_4/test $(WIN)/windows_8/test | tee $(WIN)/compare_test.txt
 
 # Issue 18's lexical-branch weighting: the release's branches on the document heads (leaning, topic,
 # SDG) reading the mean of their n-gram vectors, or tf-idf weights (`lexical.weighting: tfidf`, the
