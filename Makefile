@@ -59,6 +59,8 @@ quick-model: install
 REL ?= $(OUT)/release
 RECIPE ?= release_tfidf_leaning
 STUDY = systems=[model] report.sample_cards=0
+# the small-scale ablations below: both arms' models on the same 400 seeded validation records a dataset
+SMALL_VALIDATION = $(STUDY) split=validation max_examples=400
 release: install
 	$(MAKE) recipe RUN=$(REL)
 	$(MAKE) release-publish REL=$(REL)
@@ -178,8 +180,7 @@ hierarchical-ablation: install
 	set -e; for run in "windows:" "sentences:model.document_reading=sentences data.max_chunks=16"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
 	  $(VENV)/bin/biascard train $(HIER_ARGS) $$args logger=jsonl hydra.run.dir=$(HIER)/$$name; \
-	  $(VENV)/bin/biascard eval model=$(HIER)/$$name/model split=validation max_examples=400 'systems=[model]' \
-	    report.sample_cards=0 hydra.run.dir=$(HIER)/$$name/eval; \
+	  $(VENV)/bin/biascard eval model=$(HIER)/$$name/model $(SMALL_VALIDATION) hydra.run.dir=$(HIER)/$$name/eval; \
 	done
 	$(VENV)/bin/biascard eval compare $(HIER)/windows/eval $(HIER)/sentences/eval | tee $(HIER)/compare.txt
 
@@ -194,10 +195,8 @@ WIN_ARGS = experiment=single data=allsides +data.eval_caps.allsides=200 data.eva
 windows-ablation: install
 	set -e; for n in 4 8; do \
 	  $(VENV)/bin/biascard train $(WIN_ARGS) data.max_chunks=$$n logger=jsonl hydra.run.dir=$(WIN)/windows_$$n; \
-	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model split=validation max_examples=400 'systems=[model]' \
-	    report.sample_cards=0 hydra.run.dir=$(WIN)/windows_$$n/validation; \
-	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model 'datasets=[allsides]' 'systems=[model]' \
-	    report.sample_cards=0 hydra.run.dir=$(WIN)/windows_$$n/test; \
+	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model $(SMALL_VALIDATION) hydra.run.dir=$(WIN)/windows_$$n/validation; \
+	  $(VENV)/bin/biascard eval model=$(WIN)/windows_$$n/model $(STUDY) hydra.run.dir=$(WIN)/windows_$$n/test; \
 	done
 	$(VENV)/bin/biascard eval compare $(WIN)/windows_4/validation $(WIN)/windows_8/validation | tee $(WIN)/compare_validation.txt
 	$(VENV)/bin/biascard eval compare $(WIN)/windows_4/test $(WIN)/windows_8/test | tee $(WIN)/compare_test.txt
@@ -216,8 +215,7 @@ lexical-weighting-ablation: install
 	set -e; for w in mean tfidf; do \
 	  $(VENV)/bin/biascard train $(LEXW_ARGS) $(foreach h,$(LEXW_HEADS),'+heads.$(word 1,$(subst :, ,$(h))).lexical={buckets:$(word 2,$(subst :, ,$(h))),dim:8,weighting:'$$w'}') \
 	    logger=jsonl hydra.run.dir=$(LEXW)/$$w; \
-	  $(VENV)/bin/biascard eval model=$(LEXW)/$$w/model split=validation max_examples=400 'systems=[model]' \
-	    report.sample_cards=0 hydra.run.dir=$(LEXW)/$$w/eval; \
+	  $(VENV)/bin/biascard eval model=$(LEXW)/$$w/model $(SMALL_VALIDATION) hydra.run.dir=$(LEXW)/$$w/eval; \
 	done
 	$(VENV)/bin/biascard eval compare $(LEXW)/mean/eval $(LEXW)/tfidf/eval | tee $(LEXW)/compare.txt
 

@@ -44,12 +44,11 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     from biascard.data.prepare import prepare
-    from biascard.model.heads import HeadSpec
     from biascard.model.modeling import load_tokenizer
 
     with common.report("article_windows", argv, save=not args.no_save):
         tok = load_tokenizer("minilm")
-        specs = {"political_leaning": HeadSpec("political_leaning", "multiclass", "document", ["left", "center", "right"])}
+        specs = common.leaning_heads()
         data = prepare("allsides")
         rows = [split_row(split, window_counts(data[split].to_list(), tok, specs))
                 for split in ("train", "validation", "test")]

@@ -169,6 +169,13 @@ def encoder_flops(cfg, length: int) -> float:
 # ---------------------------------------------------------------- data and model
 
 
+def leaning_heads() -> dict:
+    """The AllSides leaning head alone: what `encode` needs to chunk articles without labels."""
+    from biascard.model.heads import HeadSpec
+
+    return {"political_leaning": HeadSpec("political_leaning", "multiclass", "document", ["left", "center", "right"])}
+
+
 def articles(n: int, lo: int = 500, hi: int = 700, seed: int = 0) -> list[dict]:
     """`n` AllSides test articles whose body has lo..hi words: {id, title, text}.
     AllSides records read "title\\n\\nbody"; the title goes in its own field, as a client sends it."""

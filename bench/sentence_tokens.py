@@ -30,13 +30,12 @@ def main(argv=None) -> None:
     from biascard.compose.reading import sentence_spans
     from biascard.data.prepare import prepare
     from biascard.model.features import encode
-    from biascard.model.heads import HeadSpec
     from biascard.model.modeling import load_tokenizer
 
     with common.report("sentence_tokens", argv, save=not args.no_save):
         tok = load_tokenizer("minilm")
         train = prepare("allsides")["train"].to_list()
-        specs = {"political_leaning": HeadSpec("political_leaning", "multiclass", "document", ["left", "center", "right"])}
+        specs = common.leaning_heads()
         rng = random.Random(0)
         rows = []
         for b in range(args.batches):
