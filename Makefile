@@ -57,7 +57,7 @@ quick-model: install
 # same line again continues an interrupted run), then `release-publish`. It rewrites
 # $(RELEASED): commit it only if it measures better (`make candidate`).
 REL ?= $(OUT)/release
-RECIPE ?= release_tfidf_leaning
+RECIPE ?= release_basil_no_lexical
 STUDY = systems=[model] report.sample_cards=0
 # the small-scale ablations below: both arms' models on the same 400 seeded validation records a dataset
 SMALL_VALIDATION = $(STUDY) split=validation max_examples=400
