@@ -173,9 +173,11 @@ ablations: install $(ENCODERS)/all-mpnet-base-v2/.verified $(MLM_ENC)/mlm.json
 # first 16 sentences (about the same ~500 tokens of an article), whole articles at validation; the two
 # runs' predictions on the same 400 seeded validation articles compared with a paired bootstrap.
 HIER ?= outputs/hierarchical
-HIER_ARGS = experiment=single data=allsides +data.eval_caps.allsides=200 data.eval_max_chunks=null \
-  trainer.max_epochs=null trainer.max_steps=160 trainer.eval_every_n_steps=80 +trainer.lexical_lr_scale=20 \
-  '+heads.political_leaning.lexical={buckets:65536,dim:8}' '+heads.topic.lexical={buckets:32768,dim:8}'
+# AllSides alone with the release's topic branch, whole articles at validation (both AllSides ablations)
+ALLSIDES_SMALL = experiment=single data=allsides +data.eval_caps.allsides=200 data.eval_max_chunks=null \
+  trainer.max_epochs=null +trainer.lexical_lr_scale=20 '+heads.topic.lexical={buckets:32768,dim:8}'
+HIER_ARGS = $(ALLSIDES_SMALL) trainer.max_steps=160 trainer.eval_every_n_steps=80 \
+  '+heads.political_leaning.lexical={buckets:65536,dim:8}'
 hierarchical-ablation: install
 	set -e; for run in "windows:" "sentences:model.document_reading=sentences data.max_chunks=16"; do \
 	  name=$${run%%:*}; args=$${run#*:}; \
@@ -189,9 +191,8 @@ hierarchical-ablation: install
 # steps each, whole articles at validation and test; both runs' predictions on the same articles
 # (400 seeded validation articles, the whole test split) compared with a paired bootstrap.
 WIN ?= outputs/windows
-WIN_ARGS = experiment=single data=allsides +data.eval_caps.allsides=200 data.eval_max_chunks=null \
-  trainer.max_epochs=null trainer.max_steps=400 trainer.eval_every_n_steps=200 +trainer.lexical_lr_scale=20 \
-  '+heads.political_leaning.lexical={buckets:65536,dim:8,weighting:tfidf}' '+heads.topic.lexical={buckets:32768,dim:8}'
+WIN_ARGS = $(ALLSIDES_SMALL) trainer.max_steps=400 trainer.eval_every_n_steps=200 \
+  '+heads.political_leaning.lexical={buckets:65536,dim:8,weighting:tfidf}'
 windows-ablation: install
 	set -e; for n in 4 8; do \
 	  $(VENV)/bin/biascard train $(WIN_ARGS) data.max_chunks=$$n logger=jsonl hydra.run.dir=$(WIN)/windows_$$n; \
