@@ -70,8 +70,9 @@ def plot_summary(metrics: dict, path: Path) -> bool:
                 continue
             ys.append(i + j * height)
             xs.append(m["value"])
-            lo.append(m["value"] - (m["lo"] if m["lo"] is not None and math.isfinite(m["lo"]) else m["value"]))
-            hi.append((m["hi"] if m["hi"] is not None and math.isfinite(m["hi"]) else m["value"]) - m["value"])
+            # a point outside its interval (marked † in the tables) gets no bar on that side
+            lo.append(max(0.0, m["value"] - (m["lo"] if m["lo"] is not None and math.isfinite(m["lo"]) else m["value"])))
+            hi.append(max(0.0, (m["hi"] if m["hi"] is not None and math.isfinite(m["hi"]) else m["value"]) - m["value"]))
         ax.barh(ys, xs, height=height, xerr=[lo, hi], capsize=2, label=SYSTEM_NAMES.get(s, s))
     ax.set_yticks([i + height * (len(systems) - 1) / 2 for i in range(len(tasks))])
     ax.set_yticklabels([f"{task}\n({t['primary']})" for task, t in tasks], fontsize=8)
@@ -174,6 +175,21 @@ def plot_cv(cv: dict, path: Path) -> bool:
 # ------------------------------------------------------------------------ render
 
 
+def _group_rows(t: dict) -> tuple[list[str], list[dict]]:
+    """The by-group table: per group, each system's primary metric and accuracy (where scored)."""
+    order = [s for s in t["systems"] if s != "majority"]
+    rows = []
+    for field, gs in (t.get("groups") or {}).items():
+        for g, e in gs.items():
+            per = e.get("systems") or {}
+            cells = []
+            for s in order:
+                m = per.get(s) or {}
+                cells += [ci(m.get(t["primary"])), ci(m.get("accuracy")) if "accuracy" in m else "–"]
+            rows.append({"field": field, "group": g, "n": e["n"], "cells": cells})
+    return [SYSTEM_NAMES.get(s, s) for s in order], rows
+
+
 def _task_view(task: str, t: dict, plots: dict) -> dict:
     systems = list(t["systems"])
     rows = []
@@ -186,16 +202,11 @@ def _task_view(task: str, t: dict, plots: dict) -> dict:
     names = [k for k in t["systems"][systems[0]]["metrics"] if k.startswith(prefixes)] if systems else []
     per_class = [{"metric": name, "cells": [ci(t["systems"][s]["metrics"].get(name)) for s in systems]}
                  for name in names]
-    groups = []
-    for field, gs in (t.get("groups") or {}).items():
-        for g, e in gs.items():
-            m = e.get("metrics") or {}
-            groups.append({"field": field, "group": g, "n": e["n"], "primary": ci(m.get(t["primary"])),
-                           "accuracy": ci(m.get("accuracy")) if "accuracy" in m else "–"})
+    group_systems, groups = _group_rows(t)
     return {
         "task": task, "slug": slug(task), "type": t["type"], "n": t["n"], "n_train": t.get("n_train"),
         "primary": t["primary"], "systems": [SYSTEM_NAMES.get(s, s) for s in systems], "rows": rows,
-        "per_class": per_class, "groups": groups, "plots": plots.get(task, {}),
+        "per_class": per_class, "groups": groups, "group_systems": group_systems, "plots": plots.get(task, {}),
         "info": {s: v.get("info") for s, v in t["systems"].items() if v.get("info")},
         "labels": t["labels"], "gold_distribution": t.get("gold_distribution"),
     }

@@ -336,8 +336,7 @@ def _task_entry(run: EvalRun, name: str, h: str, labels: list[str], n: int, n_tr
         entry["gold_distribution"] = (
             np.bincount(gold, minlength=len(labels)).tolist() if gold.ndim == 1 else gold.sum(axis=0).tolist()
         )
-    if "model" in outs:
-        entry["groups"] = {"outlet": group_breakdown(outs["model"], "outlet", run.c)}
+    entry["groups"] = {"outlet": group_breakdown(outs, "outlet", run.c)}
     return entry
 
 
@@ -349,9 +348,14 @@ def _ci_kwargs(c: dict) -> dict:
     return {"n_boot": int(b["n_boot"]), "seed": int(b["seed"]), "ci": float(b["ci"]), "ece_bins": int(c["ece_bins"])}
 
 
-def group_breakdown(out: Outputs, field: str, c: dict) -> dict[str, dict]:
-    """Metrics with CIs per value of `field` (outlet or dataset); small groups get n only."""
-    values = getattr(out, field)
+def group_breakdown(outs: dict[str, Outputs], field: str, c: dict) -> dict[str, dict]:
+    """Metrics with CIs per value of `field` (outlet or dataset) for the model and each fitted
+    baseline side by side, so a gap can be traced to the groups it comes from; small groups
+    get n only. The majority class is left out: within a group it says nothing new."""
+    systems = {s: o for s, o in outs.items() if s != "majority"}
+    if not systems:
+        return {}
+    values = getattr(next(iter(systems.values())), field)
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(values):
         groups.setdefault(v if v is not None else "(none)", []).append(i)
@@ -361,7 +365,7 @@ def group_breakdown(out: Outputs, field: str, c: dict) -> dict[str, dict]:
     for g, idx in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         entry: dict[str, Any] = {"n": len(idx)}
         if len(idx) >= int(c.get("min_group_size") or 1):
-            entry["metrics"] = score_with_ci(out.subset(idx), **_ci_kwargs(c))
+            entry["systems"] = {s: score_with_ci(o.subset(idx), **_ci_kwargs(c)) for s, o in systems.items()}
         res[g] = entry
     return res
 

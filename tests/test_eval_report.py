@@ -183,6 +183,15 @@ def test_eval_writes_metrics_with_cis_and_predictions(eval_run, smoke_model):
     lb_rows = [r for r in rows if r["task"] == "babe/language_bias" and r["system"] == "model"]
     acc = np.mean([r["pred"] == r["gold"] for r in lb_rows])
     assert acc == pytest.approx(lb["systems"]["model"]["metrics"]["accuracy"]["value"])
+    # by outlet, the model and the fitted baseline side by side, each re-scoring from the file
+    outlet, entry = next((g, e) for g, e in lb["groups"]["outlet"].items() if "systems" in e)
+    assert set(entry["systems"]) == set(lb["systems"]) - {"majority"} >= {"model", "tfidf_lr"}
+    for system in entry["systems"]:
+        got = [r["pred"] == r["gold"] for r in rows
+               if r["task"] == "babe/language_bias" and r["system"] == system and r["outlet"] == outlet]
+        assert len(got) == entry["n"]
+        assert np.mean(got) == pytest.approx(entry["systems"][system]["accuracy"]["value"])
+    assert "| model accuracy | TF-IDF + LR macro_f1 |" in (eval_run / "report.md").read_text()
     # predict.max_chunks is null: the model read the chunks its config.json names, and the report says so
     from biascard.model.model_dir import load_config
 
@@ -327,3 +336,38 @@ def test_cv_trains_the_model_per_fold(smoke_model, tmp_path, cache_dir):
     assert m["cv"]["chunking"]["max_chunks"] == fold_chunks and not m["cv"]["chunking"]["overridden"]
     assert "3-fold cross-validation" in (tmp_path / "report.html").read_text()
     assert (tmp_path / "plots" / "cv.png").is_file()
+
+
+def test_summary_plot_takes_a_point_outside_its_interval(tmp_path):
+    """Bootstrap intervals of biased metrics (mAP, macro-F1 at fitted thresholds near 1) can sit
+    beside their point; the plot drew negative error bars there and lost a 12-minute run's report."""
+    from biascard.eval.report import plot_summary
+
+    def m(value, lo, hi):
+        return {"value": value, "lo": lo, "hi": hi, "n_boot": 100, "point_outside": not lo <= value <= hi}
+
+    metrics = {"tasks": {"allsides/topic": {"primary": "macro_f1", "systems": {
+        "model": {"metrics": {"macro_f1": m(0.99, 0.95, 0.98)}},
+        "tfidf_lr": {"metrics": {"macro_f1": m(0.40, 0.42, 0.50)}}}}}}
+    assert plot_summary(metrics, tmp_path / "summary.png")
+    assert (tmp_path / "summary.png").stat().st_size > 0
+
+
+def test_groups_score_every_fitted_system_even_without_a_model():
+    """A baseline-only run (`systems=[tfidf_lr]`, the C sweep of `make leaning-gap`) gets its
+    outlet table too; the majority class never does."""
+    import dataclasses
+
+    from biascard.eval.runner import group_breakdown
+
+    rng = np.random.default_rng(0)
+    base = _fake_outputs("fake/language_bias", 0.8, rng)
+    outlets = ["A" if i % 2 else "B" for i in range(len(base.ids))]
+    tfidf = dataclasses.replace(base, outlet=outlets)
+    majority = dataclasses.replace(_fake_outputs("fake/language_bias", 0.5, rng), outlet=outlets)
+    c = {"bootstrap": {"n_boot": 50, "seed": 0, "ci": 0.95}, "ece_bins": 10, "min_group_size": 20}
+    groups = group_breakdown({"majority": majority, "tfidf_lr": tfidf}, "outlet", c)
+    assert set(groups) == {"A", "B"} and all(set(g["systems"]) == {"tfidf_lr"} for g in groups.values())
+    right = (tfidf.prob >= 0.5) == tfidf.gold
+    assert groups["A"]["systems"]["tfidf_lr"]["accuracy"]["value"] == pytest.approx(right[1::2].mean())
+    assert group_breakdown({"majority": majority}, "outlet", c) == {}
