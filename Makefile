@@ -226,10 +226,11 @@ lexical-weighting-ablation: install
 # About 80 minutes on 2 cores.
 LEAN ?= outputs/leaning_fit
 LEAN_EVAL = $(VENV)/bin/biascard eval report.sample_cards=0 'datasets=[allsides]'
+LEAN_BOTH = $(LEAN_EVAL) model=$(RELEASED) 'systems=[model,tfidf_lr]'
 leaning-gap: install
-	$(LEAN_EVAL) model=$(RELEASED) 'systems=[model,tfidf_lr]' hydra.run.dir=$(LEAN)/test
-	$(LEAN_EVAL) model=$(RELEASED) 'systems=[model,tfidf_lr]' split=train max_examples=1000 hydra.run.dir=$(LEAN)/train
-	$(LEAN_EVAL) model=$(RELEASED) 'systems=[model,tfidf_lr]' split=validation hydra.run.dir=$(LEAN)/validation
+	$(LEAN_BOTH) hydra.run.dir=$(LEAN)/test
+	$(LEAN_BOTH) split=train max_examples=1000 hydra.run.dir=$(LEAN)/train
+	$(LEAN_BOTH) split=validation hydra.run.dir=$(LEAN)/validation
 	set -e; for c in 0.3 1.0 3.0 10.0 30.0; do \
 	  $(LEAN_EVAL) 'systems=[tfidf_lr]' "baselines.c_grid=[$$c]" hydra.run.dir=$(LEAN)/tfidf_c$${c}_test; \
 	  $(LEAN_EVAL) 'systems=[tfidf_lr]' "baselines.c_grid=[$$c]" split=train max_examples=1000 hydra.run.dir=$(LEAN)/tfidf_c$${c}_train; \

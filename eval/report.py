@@ -176,10 +176,13 @@ def plot_cv(cv: dict, path: Path) -> bool:
 
 
 def _group_rows(t: dict) -> tuple[list[str], list[dict]]:
-    """The by-group table: per group, each system's primary metric and accuracy (where scored)."""
-    order = [s for s in t["systems"] if s != "majority"]
+    """The by-group table: per group, each system's primary metric and accuracy (where scored).
+    Its columns are the systems the groups were scored for (runner.group_breakdown picks them)."""
+    fields = t.get("groups") or {}
+    scored = {s for gs in fields.values() for e in gs.values() for s in e.get("systems") or {}}
+    order = [s for s in t["systems"] if s in scored]
     rows = []
-    for field, gs in (t.get("groups") or {}).items():
+    for field, gs in fields.items():
         for g, e in gs.items():
             per = e.get("systems") or {}
             cells = []
