@@ -376,3 +376,19 @@ def test_refold_trains_on_the_recut_splits(smoke_inputs, tmp_path):
     fit = json.loads((model_dir / "thresholds.json").read_text())
     assert fit["datasets"]["babe"] == len(refold(prepare("babe"), "babe", 3, 2)["validation"])
     assert fit["heads"]["topic"]["thresholds"] == saved
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_declares_valid_heads(name):
+    """A recipe the docs tell readers to train (`make candidate RECIPE=...`) must compose, and its
+    head overrides (lexical branch sizes, weighting) must pass the checks training applies."""
+    from biascard.model.heads import load_heads
+
+    cfg = _compose(f"experiment={name}")
+    specs = load_heads(cfg.heads)
+    assert specs and set(specs) == set(cfg.heads)
+    if name == "release_topic_tfidf":
+        assert specs["topic"].lexical == {"buckets": 32768, "dim": 16, "weighting": "tfidf"}
