@@ -224,7 +224,7 @@ lexical-weighting-ablation: install
 # both systems on the test split, on 1,000 seeded train articles (how closely each fits the outlets it
 # trained on) and on validation, outlet by outlet in each report; then TF-IDF+LR at each C alone.
 # About 80 minutes on 2 cores.
-LEAN ?= outputs/leaning_fit
+LEAN ?= $(OUT)/leaning_fit
 LEAN_EVAL = $(VENV)/bin/biascard eval report.sample_cards=0 'datasets=[allsides]'
 LEAN_BOTH = $(LEAN_EVAL) model=$(RELEASED) 'systems=[model,tfidf_lr]'
 leaning-gap: install

@@ -53,6 +53,12 @@ def _plt():
     return plt
 
 
+def _bound(m: dict, key: str) -> float:
+    """An interval end, or the point itself where the interval is missing or not finite (no bar)."""
+    b = m[key]
+    return b if b is not None and math.isfinite(b) else m["value"]
+
+
 def plot_summary(metrics: dict, path: Path) -> bool:
     """The primary metric of every task and system, with its 95% CI."""
     tasks = list(metrics["tasks"].items())
@@ -71,8 +77,8 @@ def plot_summary(metrics: dict, path: Path) -> bool:
             ys.append(i + j * height)
             xs.append(m["value"])
             # a point outside its interval (marked † in the tables) gets no bar on that side
-            lo.append(max(0.0, m["value"] - (m["lo"] if m["lo"] is not None and math.isfinite(m["lo"]) else m["value"])))
-            hi.append(max(0.0, (m["hi"] if m["hi"] is not None and math.isfinite(m["hi"]) else m["value"]) - m["value"]))
+            lo.append(max(0.0, m["value"] - _bound(m, "lo")))
+            hi.append(max(0.0, _bound(m, "hi") - m["value"]))
         ax.barh(ys, xs, height=height, xerr=[lo, hi], capsize=2, label=SYSTEM_NAMES.get(s, s))
     ax.set_yticks([i + height * (len(systems) - 1) / 2 for i in range(len(tasks))])
     ax.set_yticklabels([f"{task}\n({t['primary']})" for task, t in tasks], fontsize=8)

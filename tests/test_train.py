@@ -390,5 +390,12 @@ def test_every_experiment_composes_and_declares_valid_heads(name):
     cfg = _compose(f"experiment={name}")
     specs = load_heads(cfg.heads)
     assert specs and set(specs) == set(cfg.heads)
-    if name == "release_topic_tfidf":
-        assert specs["topic"].lexical == {"buckets": 32768, "dim": 16, "weighting": "tfidf"}
+
+
+def test_a_branch_override_keeps_what_it_does_not_name():
+    """`topic: {lexical: {weighting, dim}}` merges into the inherited branch: its bucket count
+    stays the first release's (experiment=release), not LEXICAL_DEFAULTS'."""
+    from biascard.model.heads import load_heads
+
+    topic = load_heads(_compose("experiment=release_topic_tfidf").heads)["topic"]
+    assert topic.lexical == {"buckets": 32768, "dim": 16, "weighting": "tfidf"}
