@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare default-model ablations hierarchical-ablation windows-ablation lexical-weighting-ablation leaning-gap test lint-imports browser clean
+.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare fused fuse-model default-model ablations hierarchical-ablation windows-ablation lexical-weighting-ablation leaning-gap test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,7 +54,8 @@ quick-model: install
 	$(VENV)/bin/biascard card --model $(DEMO)/train/model --format text --title $(SAMPLE_TITLE) serve/samples/article.txt
 
 # The released model from scratch (about 1.5 hours of training on 2 cores with AVX512-BF16; the
-# same line again continues an interrupted run), then `release-publish`. It rewrites
+# same line again continues an interrupted run), its fitted lexical models (`fuse-model`), then
+# `release-publish`. It rewrites
 # $(RELEASED): commit it only if it measures better (`make candidate`).
 REL ?= $(OUT)/release
 RECIPE ?= release_basil_no_lexical
@@ -62,7 +63,8 @@ STUDY = systems=[model] report.sample_cards=0
 # the small-scale ablations below: both arms' models on the same 400 seeded validation records a dataset
 SMALL_VALIDATION = $(STUDY) split=validation max_examples=400
 release: install
-	$(MAKE) recipe RUN=$(REL)
+	$(MAKE) recipe RUN=$(REL)/trained
+	$(MAKE) fuse-model REL=$(REL)/trained FUSED=$(REL)
 	$(MAKE) release-publish REL=$(REL)
 
 # Train RECIPE into $(RUN)/train and calibrate its card composer. Run again, it continues an
@@ -76,12 +78,12 @@ release-publish: install
 	$(VENV)/bin/biascard eval release export --model $(REL)/train/model --out $(RELEASED)
 	$(VENV)/bin/biascard eval model=$(RELEASED) hydra.run.dir=$(REL)/eval
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.lexical=false \
-	  'datasets=[allsides,sdg_trail22,logic,basil]' hydra.run.dir=$(REL)/eval_lexical_off
+	  'datasets=[allsides,sdg_trail22,logic,basil,gvfc,babe,mbic]' hydra.run.dir=$(REL)/eval_lexical_off
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.max_chunks=4 \
 	  'datasets=[allsides]' hydra.run.dir=$(REL)/eval_4_chunks
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.precision=bf16 hydra.run.dir=$(REL)/eval_bf16
 	$(VENV)/bin/biascard eval release card $(RELEASED) --eval $(REL)/eval \
-	  --study "lexical branches off=$(REL)/eval_lexical_off" --study "the first 4 windows only=$(REL)/eval_4_chunks" \
+	  --study "lexical branches and fitted models off=$(REL)/eval_lexical_off" --study "the first 4 windows only=$(REL)/eval_4_chunks" \
 	  --study "bf16=$(REL)/eval_bf16"
 
 # The released weights with F1-optimal thresholds (fit on validation) in place of the shipped
@@ -105,6 +107,18 @@ CAND ?= $(OUT)/candidate
 candidate: install
 	$(MAKE) recipe RUN=$(CAND)
 	$(MAKE) candidate-compare CAND=$(CAND)
+
+# A candidate without training (docs/results.md#the-fitted-lexical-model): REL's trained model with
+# fitted lexical models on FUSE_HEADS, weights chosen on validation, in $(FUSED)/train/model (REL's
+# own dir untouched), its composer calibrated, then compared with the release like any candidate.
+FUSE_HEADS ?= topic=3500 sdg fallacy political_leaning gvfc_frame
+FUSED ?= $(OUT)/fused
+fused: fuse-model
+	$(MAKE) candidate-compare CAND=$(FUSED)
+
+fuse-model: install
+	$(VENV)/bin/biascard train fuse --model $(REL)/train/model --out $(FUSED)/train/model --heads $(FUSE_HEADS)
+	$(VENV)/bin/biascard calibrate --model $(FUSED)/train/model --max-articles 50
 
 candidate-compare: install
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) split=validation hydra.run.dir=$(CAND)/released_validation

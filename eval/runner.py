@@ -149,12 +149,14 @@ def _study_settings(run: EvalRun) -> None:
     if precision != "fp32":
         run.model = prepare_model(run.model, precision)
         run.notes.append(f"precision: the model ran in {precision} (predict.precision), not fp32")
-    if p.get("lexical", True) is False and len(run.model.lexical):
+    if p.get("lexical", True) is False and (len(run.model.lexical) or len(run.model.fitted)):
         import torch
 
-        run.notes.append(f"lexical branches switched off (predict.lexical=false): {sorted(run.model.lexical)}; "
-                         "the transformer heads alone, as trained beside them")
+        run.notes.append(f"lexical branches and fitted lexical models switched off (predict.lexical=false): "
+                         f"{sorted(run.model.lexical)}, {sorted(run.model.fitted)}; the transformer heads alone, "
+                         "as trained beside the branches")
         run.model.lexical = torch.nn.ModuleDict()
+        run.model.fitted = torch.nn.ModuleDict()
 
 
 def _chunking(run: EvalRun) -> dict:

@@ -75,7 +75,7 @@ def test_model_card_reports_the_release_against_tfidf_and_its_studies(tmp_path, 
     own = _eval(release, tmp_path / "eval")
     off = _eval(release, tmp_path / "lexical_off", lexical=False)
     bf16 = _eval(release, tmp_path / "bf16", precision="bf16")
-    assert any("lexical branches switched off" in n for n in off["notes"])
+    assert any("lexical branches and fitted lexical models switched off" in n for n in off["notes"])
     assert any("ran in bf16" in n for n in bf16["notes"])
 
     def probs(run):

@@ -27,6 +27,8 @@ PROG = "biascard train"
 # module (its main(argv)), usage, one-line help
 SUBCOMMANDS = {
     "thresholds": ("biascard.train.thresholds", "--model DIR", "fit per-label decision thresholds on validation data"),
+    "fuse": ("biascard.train.fuse", "--model DIR --out DIR --heads H [H=N ...]",
+             "give heads a fitted lexical model, its weight chosen on validation"),
     "mlm": ("biascard.train.mlm", "--out DIR", "continue the encoder's masked-LM pre-training on news text"),
 }
 # set for the processes started by _respawn_cpu_launch; the loop records it in metrics.jsonl

@@ -225,7 +225,7 @@ def fit_model_dir(model_dir, val_records: dict, encode_kwargs: dict, *, types=DE
     return fitted
 
 
-def _training_setup(model_dir: Path) -> dict:
+def training_setup(model_dir: Path) -> dict:
     """Datasets, validation caps, chunks and seed of the run that trained `model_dir`
     (training.json -> run dir -> config.yaml), so the fit sees training's validation records."""
     import yaml
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (model_dir / model_files.CONFIG).is_file():
             raise FileNotFoundError(f"{model_dir}/{model_files.CONFIG}: not a model dir")
         config = model_files.load_config(model_dir)
-        setup = _training_setup(model_dir)
+        setup = training_setup(model_dir)
         names = args.datasets or setup.get("datasets")
         if not names:
             raise ValueError(f"{model_dir}/{model_files.TRAINING} is missing: pass --datasets")

@@ -1,9 +1,10 @@
 """Head declarations (configs/heads/*.yaml) and their label sets.
 
 A head is declared as `name: {type, level, labels, loss_weight[, span_label, class_weight,
-focal_gamma, thresholds, threshold_fit, lexical]}`. `labels: null` means "take the label set from
+focal_gamma, thresholds, threshold_fit, lexical, fitted]}`. `labels: null` means "take the label set from
 the data" (`resolve_labels`). `lexical` (sequence heads; null = off) adds a bag of hashed word
-n-grams of the whole text whose logits add to the head's (`biascard.model.lexical`).
+n-grams of the whole text whose logits add to the head's (`biascard.model.lexical`); `fitted`, a
+linear model over n-grams mixed into them (`biascard.model.fitted_lexical`). Both checked in `head_options`.
 `class_weight: balanced` is also resolved from the train data (n / (K * n_c) per class) and
 saved as the list it became. `thresholds` (binary: one number, multilabel: one per label) are
 the decision thresholds on P(label); null = 0.5. They are fit on validation data after training
@@ -19,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .head_options import LEXICAL_DEFAULTS, fitted_options, lexical_options, to_container  # noqa: F401
+
 HEAD_TYPES = ("binary", "multiclass", "multilabel", "ordinal", "regression", "token")
 LEVELS = ("sentence", "document")
 
@@ -29,11 +32,6 @@ DEFAULT_LABELS = {
     "token": ["O", "BIASED"],
     "regression": [],
 }
-
-# lexical: true = these; a mapping overrides them. 2**17 x 16 = 2.1M parameters, 4.2 MB in fp16,
-# so one lexical head fits beside MiniLM (45.4 MB fp16) in a 50 MB release
-LEXICAL_DEFAULTS = {"buckets": 2**17, "dim": 16}
-LEXICAL_WEIGHTINGS = ("mean", "tfidf")  # of a bag's n-grams; absent = mean, as older config.json files
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a ModuleDict key: no dots
 
@@ -58,6 +56,8 @@ class HeadSpec:
     threshold_fit: dict | None = None
     # sequence heads: {buckets, dim} of a hashed word uni+bigram bag (true = defaults; null = off)
     lexical: Any = None
+    # {features, weight[, C]} of a fitted lexical model (`biascard.model.fitted_lexical`; null = none)
+    fitted: Any = None
 
     def __post_init__(self):
         where = f"head {self.name!r}"
@@ -111,6 +111,7 @@ class HeadSpec:
                 raise ValueError(f"{where}: threshold_fit must be a mapping with a `mode`, got {self.threshold_fit!r}")
             self.threshold_fit = dict(self.threshold_fit)
         self.lexical = lexical_options(self.lexical, where, self.type)
+        self.fitted = fitted_options(self.fitted, where, self.type)
         if self.labels is None and self.type in DEFAULT_LABELS:
             self.labels = list(DEFAULT_LABELS[self.type])  # fixed by the type, not the data
         if self.labels is not None:
@@ -205,6 +206,7 @@ class HeadSpec:
             out["threshold_fit"] = self.threshold_fit
         if self.lexical is not None:  # likewise: a head without the branch saves what it did before
             out["lexical"] = dict(self.lexical)
+        out.update({"fitted": dict(self.fitted)} if self.fitted is not None else {})  # likewise
         if self.labels is not None:
             out["id2label"] = self.id2label
             out["label2id"] = self.label2id
@@ -227,39 +229,9 @@ class HeadSpec:
         return cls(name=name, **kwargs)
 
 
-def lexical_options(value: Any, where: str, kind: str) -> dict | None:
-    """A head's `lexical` option as {buckets, dim[, weighting]}, or None when off."""
-    if value is None or value is False:
-        return None
-    if kind == "token":
-        raise ValueError(f"{where}: lexical is for sequence heads; a token head has no record-level logits to add to")
-    value = {} if value is True else _to_container(value)
-    if not isinstance(value, Mapping) or set(value) - {*LEXICAL_DEFAULTS, "weighting"}:
-        raise ValueError(f"{where}: lexical must be true, null or a mapping of {[*LEXICAL_DEFAULTS, 'weighting']}, "
-                         f"got {value!r}")
-    out = {**LEXICAL_DEFAULTS, **value}
-    if out.get("weighting", "mean") not in LEXICAL_WEIGHTINGS:
-        raise ValueError(f"{where}: lexical.weighting must be one of {list(LEXICAL_WEIGHTINGS)} not {out['weighting']!r}")
-    for key, n in ((k, out[k]) for k in LEXICAL_DEFAULTS):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{where}: lexical.{key} must be a positive integer, got {n!r}")
-    return out
-
-
-def _to_container(cfg: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return cfg
-
-
 def load_heads(cfg_mapping: Any) -> dict[str, HeadSpec]:
     """Heads from the Hydra `heads` node, a plain dict of dicts, or a dict of HeadSpec."""
-    cfg = _to_container(cfg_mapping)
+    cfg = to_container(cfg_mapping)
     if not isinstance(cfg, Mapping) or not cfg:
         raise ValueError(f"heads: expected a non-empty mapping name -> spec, got {cfg!r}")
     out: dict[str, HeadSpec] = {}
@@ -269,7 +241,7 @@ def load_heads(cfg_mapping: Any) -> dict[str, HeadSpec]:
                 raise ValueError(f"head {name!r}: HeadSpec is named {spec.name!r}")
             out[name] = dataclasses.replace(spec)
         else:
-            out[str(name)] = HeadSpec.from_dict(str(name), _to_container(spec))
+            out[str(name)] = HeadSpec.from_dict(str(name), to_container(spec))
     return out
 
 

@@ -1,7 +1,7 @@
 """The lexical branch of a head (issue 18): a fastText-style bag of hashed word n-grams.
 
 A head declared with `lexical: {buckets, dim}` (configs/heads; `lexical: true` takes
-`heads.LEXICAL_DEFAULTS`; `weighting: tfidf` for tf-idf weights) gets an `EmbeddingBag(buckets, dim)`
+`head_options.LEXICAL_DEFAULTS`; `weighting: tfidf` for tf-idf weights) gets an `EmbeddingBag(buckets, dim)`
 and a linear map to the head's outputs; its logits are added to the transformer head's logits of
 the same record. It
 reads the lowercased word unigrams and bigrams of the whole record text, not only the chunks the
@@ -67,7 +67,8 @@ def record_index(offsets: torch.Tensor, total: int) -> torch.Tensor:
 
 
 def has_lexical(specs) -> bool:
-    return any(getattr(s, "lexical", None) for s in specs.values())
+    """Whether a head reads the n-gram bag: a branch, or a fitted model (`biascard.model.fitted_lexical`)."""
+    return any(getattr(s, "lexical", None) or getattr(s, "fitted", None) for s in specs.values())
 
 
 class LexicalBranch(nn.Module):

@@ -6,7 +6,8 @@ regression) read the mean of a record's chunk vectors, each chunk vector being t
 attention-masked mean of its token states. Token heads read each chunk token's state.
 With `document_reading: sentences`, document-level heads read an attention pool over the
 record's segments instead (`biascard.model.pooling`). Ordinal heads use CORN (Shi, Cao &
-Raschka 2021; `losses.py`). `lexical` heads add `biascard.model.lexical`.
+Raschka 2021; `losses.py`). `lexical` heads add `biascard.model.lexical`; `fitted` heads mix in
+`biascard.model.fitted_lexical`.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .fitted_lexical import build_fitted, mix
 from .heads import HeadSpec, load_heads
 from .lexical import build_branches, lexical_logits
 from .losses import corn_loss, head_loss_fn  # noqa: F401 - re-exported
@@ -194,6 +196,7 @@ class BiasCardModel(PreTrainedModel):
             {name: Head(hidden, spec.num_outputs, config.classifier_dropout) for name, spec in specs.items()}
         )
         self.lexical = build_branches(specs, {n: s.num_outputs for n, s in specs.items()})  # empty: no keys
+        self.fitted = build_fitted(specs, {n: s.num_outputs for n, s in specs.items()})  # likewise
         self.document_pool = AttentionPool(hidden) if config.document_reading == "sentences" else None
         self._specs = specs
         max_pos = getattr(self.encoder.config, "max_position_embeddings", None)
@@ -274,12 +277,13 @@ class BiasCardModel(PreTrainedModel):
             if self.document_pool is not None:
                 documents = self.document_pool(*segments_of(chunks, doc_index, segment_index), records.shape[0])
         lexical = lexical_logits(self.lexical, lexical_ids, lexical_offsets, records)
+        fitted = self._fitted_logits(self.fitted, lexical_ids, lexical_offsets)
         for name, spec in self._specs.items():
             if spec.is_token:
                 logits[name] = self.heads[name](states)  # [C, L, 2]
             else:
                 reads = documents if documents is not None and spec.level == "document" else records
-                logits[name] = self._sequence_logits(name, reads, lexical)
+                logits[name] = self._sequence_logits(name, reads, lexical, fitted)
 
         loss, losses = None, {}
         if labels is not None:
@@ -303,8 +307,17 @@ class BiasCardModel(PreTrainedModel):
             out[idx, :width] = part
         return out
 
-    def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping) -> torch.Tensor:
+    @staticmethod
+    def _fitted_logits(fitted: nn.ModuleDict, ids, offsets) -> dict[str, torch.Tensor]:
+        if len(fitted) and (ids is None or offsets is None):
+            raise ValueError(f"heads {sorted(fitted)} have a fitted lexical model: pass lexical_ids and "
+                             "lexical_offsets (biascard.model.features.encode adds them)")
+        return {name: model(ids, offsets) for name, model in fitted.items()}
+
+    def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping, fitted: Mapping) -> torch.Tensor:
         out = self.heads[name](vecs) + lexical.get(name, 0)  # the bag's logits, if it has one
+        if name in fitted:
+            out = mix(self._specs[name], out, fitted[name])
         return out.squeeze(-1) if self._specs[name].type in ("binary", "regression") else out
 
     def document_logits(self, segment_vecs: torch.Tensor, owner: torch.Tensor, num_records: int,
@@ -318,7 +331,9 @@ class BiasCardModel(PreTrainedModel):
         names = [n for n, s in self._specs.items() if s.level == "document" and not s.is_token]
         branches = nn.ModuleDict({n: self.lexical[n] for n in names if n in self.lexical})
         lexical = lexical_logits(branches, lexical_ids, lexical_offsets, documents)
-        return {n: self._sequence_logits(n, documents, lexical) for n in names}
+        fitted = self._fitted_logits(nn.ModuleDict({n: self.fitted[n] for n in names if n in self.fitted}),
+                                     lexical_ids, lexical_offsets)
+        return {n: self._sequence_logits(n, documents, lexical, fitted) for n in names}
 
     def compute_loss(
         self, logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch.Tensor]
