@@ -136,6 +136,7 @@ def render_card(directory: str | Path, eval_run: str | Path, studies: dict[str, 
     env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     return env.from_string(template_text("model_card.md.j2")).render(
         name=directory.name, version=version, config=config, heads=config.get("heads", {}),
+        fitted=sorted(n for n, h in config.get("heads", {}).items() if h.get("fitted")),
         training=training, datasets=datasets, licence_groups=groups, reading=reading,
         size_mb=round((directory / md.WEIGHTS).stat().st_size / 1e6, 1),
         eval_command=metrics.get("command"), table=head_table(head_rows(eval_run, n_boot)), n_boot=n_boot,
