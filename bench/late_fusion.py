@@ -19,10 +19,13 @@ import json
 import sys
 
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score
+
+from biascard.eval.metrics import load_metric
 
 WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 BINARY_THRESHOLDS = np.round(np.linspace(0.1, 0.9, 17), 2)
+MULTILABEL = load_metric("multilabel")
 
 
 def load(path: str, system: str) -> dict[str, dict[str, dict]]:
@@ -55,14 +58,9 @@ def mix(pm: np.ndarray, pt: np.ndarray, w: float, mode: str) -> np.ndarray:
 def metric(task: str, gold: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
     if p.ndim == 1:
         return f1_score(gold, (p >= threshold).astype(int), average="macro")
-    if gold.ndim == 2:
-        if task.startswith("sdg"):  # TRAIL22's single-label protocol, as the multilabel module's top1_macro_f1
-            pred = p.argmax(1)
-            hit = gold[np.arange(len(gold)), pred] == 1
-            g = np.where(hit, pred, gold.argmax(1))
-            return f1_score(g, pred, labels=list(range(gold.shape[1])), average="macro", zero_division=0)
-        cols = np.flatnonzero(gold.sum(0) > 0)
-        return float(np.mean([average_precision_score(gold[:, j], p[:, j]) for j in cols]))
+    if gold.ndim == 2:  # the eval's own multilabel module: TRAIL22's top-1 protocol for SDG, mAP for topics
+        m = MULTILABEL._compute(predictions=p, references=gold, backend="sklearn")
+        return m["top1_macro_f1"] if task.startswith("sdg") else m["mAP"]
     if task.startswith("gvfc"):
         return accuracy_score(gold, p.argmax(1))
     return f1_score(gold, p.argmax(1), labels=list(range(p.shape[1])), average="macro", zero_division=0)

@@ -28,8 +28,12 @@ TRAIN = ["The senator slammed the radical plan.", "The plan passed the senate on
 TEST = ["The radical senator and the radical plan.", "Nothing here matches", "", "the the the budget"]
 
 
+def hashed(texts: list[str]) -> list[list[int]]:
+    return [text_hashes(t) for t in texts]
+
+
 def fitted_module(size: int, out: int, seed: int = 0) -> FittedLexical:
-    vocab, idf = fuse.vocabulary(TRAIN, size)
+    vocab, idf = fuse.vocabulary(hashed(TRAIN), size)
     module = FittedLexical(len(vocab), out)
     g = torch.Generator().manual_seed(seed)
     module.set(vocab, idf, torch.randn(out, len(vocab), generator=g) * 3, torch.randn(out, generator=g))
@@ -50,13 +54,13 @@ def test_features_are_sklearns_tfidf_of_the_vocabulary_columns():
 
     ref = TfidfTransformer(sublinear_tf=True).fit(counts(TRAIN))
     np.testing.assert_allclose(module.idf.numpy(), ref.idf_, rtol=1e-6)
-    got = fuse.design(module, TEST).toarray()
+    got = fuse.design(module, hashed(TEST)).toarray()
     np.testing.assert_allclose(got, ref.transform(counts(TEST)).toarray(), atol=1e-6)
     assert not got[1].any() and not got[2].any()  # no vocabulary n-gram: an empty row, no division by 0
 
 
 def test_vocabulary_keeps_the_ngrams_in_most_texts():
-    vocab, idf = fuse.vocabulary(["a b", "a c", "a d", "b"], 2)
+    vocab, idf = fuse.vocabulary(hashed(["a b", "a c", "a d", "b"]), 2)
     assert sorted(vocab.tolist()) == vocab.tolist() == sorted([text_hashes("a")[0], text_hashes("b")[0]])
     assert idf.tolist() == pytest.approx([np.log(5 / (1 + {text_hashes("a")[0]: 3}.get(int(h), 2))) + 1 for h in vocab])
 
@@ -64,7 +68,7 @@ def test_vocabulary_keeps_the_ngrams_in_most_texts():
 def test_logits_are_the_linear_model_and_an_empty_text_its_intercept():
     module = fitted_module(20, 3)
     out = fuse._logits(module, TEST)
-    x = fuse.design(module, TEST).toarray()
+    x = fuse.design(module, hashed(TEST)).toarray()
     np.testing.assert_allclose(out, x @ module.coef.numpy().T + module.intercept.numpy(), atol=1e-5)
     np.testing.assert_allclose(out[2], module.intercept.numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="strictly increasing"):

@@ -40,31 +40,31 @@ def parse_heads(items: list[str], default: int) -> dict[str, int]:
     return out
 
 
-def vocabulary(texts: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `size` n-gram hashes in most texts (ties: the smaller hash), sorted, and their smooth idf."""
+def vocabulary(hashes: list[list[int]], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `size` n-gram hashes in most texts (`text_hashes` of each; ties: the smaller hash),
+    sorted, and their smooth idf."""
     from collections import Counter
 
-    from biascard.model.lexical import text_hashes
-
     df = Counter()
-    for text in texts:
-        df.update(set(text_hashes(text)))
+    for h in hashes:
+        df.update(set(h))
     top = sorted(df.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
     vocab = np.asarray(sorted(h for h, _ in top), dtype=np.int64)
     counts = np.asarray([df[int(h)] for h in vocab], dtype=np.float64)
-    return vocab, np.log((1.0 + len(texts)) / (1.0 + counts)) + 1.0
+    return vocab, np.log((1.0 + len(hashes)) / (1.0 + counts)) + 1.0
 
 
-def design(module, texts: list[str], batch: int = 512):
-    """The texts' tf-idf rows [N, F] (scipy CSR) as the module computes them at inference."""
+def design(module, hashes: list[list[int]], batch: int = 512):
+    """The tf-idf rows [N, F] (scipy CSR) of texts hashed by `text_hashes`, as the module computes
+    them at inference."""
     import scipy.sparse as sp
 
-    from biascard.model.lexical import lexical_inputs
+    from biascard.model.lexical import hashed_inputs
 
     parts = []
-    for start in range(0, len(texts), batch):
-        chunk = texts[start : start + batch]
-        record, col, w = module.features(**_bag(lexical_inputs(chunk)))
+    for start in range(0, len(hashes), batch):
+        chunk = hashes[start : start + batch]
+        record, col, w = module.features(**_bag(hashed_inputs(chunk)))
         parts.append(sp.csr_matrix((w.numpy(), (record.numpy(), col.numpy())), shape=(len(chunk), module.vocab.shape[0])))
     return sp.vstack(parts).tocsr()
 
@@ -117,8 +117,9 @@ def selection_metric(spec, logits: np.ndarray, gold: np.ndarray) -> float:
 def choose_weight(spec, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, list[float]]:
     """The grid weight with the best mean selection metric over `parts` [(model, fitted, gold)]
     (ties: the smaller weight), and the curve."""
-    curve = [float(np.mean([selection_metric(spec, (1 - w) * zm + w * zf.reshape(zm.shape), g)
-                            for zm, zf, g in parts])) for w in GRID]
+    from biascard.model.fitted_lexical import mix
+
+    curve = [float(np.mean([selection_metric(spec, mix(w, zm, zf), g) for zm, zf, g in parts])) for w in GRID]
     best = int(np.flatnonzero(np.asarray(curve) >= max(curve) - 1e-12)[0])
     return float(GRID[best]), curve
 
@@ -148,40 +149,35 @@ def validation_logits(model, tokenizer, names: list[str], enc: dict, setup: dict
 
 
 def train_texts(head: str, spec, names: list[str], setup: dict) -> tuple[list[str], np.ndarray]:
-    """The head's train texts over `names` and their encoded labels (multilabel: indicator rows)."""
+    """The head's train texts over `names` and their labels as training encodes them (multilabel:
+    indicator rows)."""
     from biascard.data.prepare import prepare
+    from biascard.model.features import sequence_labels
 
     from .datasets import records, refold_splits
+    from .evaluation import labeled_rows
 
-    texts, ys = [], []
-    index = spec.label2id
-    for name in names:
-        for r in records(refold_splits(prepare(name), name, setup.get("refold"))["train"]):
-            v = r["labels"].get(head)
-            if v is None:
-                continue
-            texts.append(r["text"])
-            if spec.type == "multilabel":
-                row = np.zeros(len(spec.labels), dtype=int)
-                row[[index[str(x)] for x in v]] = 1
-                ys.append(row)
-            else:
-                ys.append(int(v) if spec.type == "binary" else index[str(v)])
-    if not texts:
+    recs = [r for name in names for r in records(refold_splits(prepare(name), name, setup.get("refold"))["train"])]
+    y = sequence_labels(recs, spec, spec.label2id)
+    keep = labeled_rows(y, spec.type)
+    if not keep.any():
         raise ValueError(f"head {head!r}: no train record of {names} labels it")
-    return texts, np.asarray(ys)
+    return [r["text"] for r, k in zip(recs, keep.tolist()) if k], y[keep].long().numpy()
 
 
 def fit_module(spec, texts: list[str], y: np.ndarray, size: int, c: float):
     """The head's FittedLexical: vocabulary and idf of `texts`, the regression on their tf-idf."""
     from biascard.model.fitted_lexical import FittedLexical
 
-    vocab, idf = vocabulary(texts, size)
+    from biascard.model.lexical import text_hashes
+
+    hashes = [text_hashes(t) for t in texts]  # once: the vocabulary and the features read them
+    vocab, idf = vocabulary(hashes, size)
     module = FittedLexical(len(vocab), spec.num_outputs)
-    module.set(vocab, idf, torch.zeros(module.coef.shape), torch.zeros(module.intercept.shape))
+    module.set(vocab, idf, module.coef, module.intercept)  # the features need only these two
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        coef, bias = fit_linear(spec.type, design(module, texts), y, c, spec.num_outputs)
+        coef, bias = fit_linear(spec.type, design(module, hashes), y, c, spec.num_outputs)
     module.set(vocab, idf, coef, bias)
     return module
 
@@ -190,12 +186,13 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
     """Fit, choose and write (module docstring); returns the record written to `out`/fuse.json."""
     from biascard.data.adapters import ADAPTERS
     from biascard.model import model_dir as model_files
+    from biascard.model.head_options import FITTED_TYPES
 
     from .thresholds import training_setup
 
     model, tokenizer = model_files.load(model_dir)
     specs, config = model.head_specs, model.config
-    unknown = [h for h in heads if h not in specs or specs[h].type not in ("binary", "multiclass", "multilabel")]
+    unknown = [h for h in heads if h not in specs or specs[h].type not in FITTED_TYPES]
     if unknown:
         raise ValueError(f"--heads {unknown}: not binary, multiclass or multilabel heads of {model_dir}")
     setup = training_setup(model_dir)

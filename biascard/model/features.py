@@ -35,7 +35,7 @@ def _label_maps(heads: Mapping[str, HeadSpec], label2id: Mapping | None) -> dict
     return maps
 
 
-def _sequence_labels(
+def sequence_labels(
     records: Sequence[Mapping], spec: HeadSpec, l2i: dict[str, int] | None
 ) -> torch.Tensor:
     n, name = len(records), spec.name
@@ -292,7 +292,7 @@ def encode(
         if spec.is_token:
             labels[name] = _token_labels(records, spec, doc_index, enc["offset_mapping"], ignore)
         else:
-            labels[name] = _sequence_labels(records, spec, maps.get(name))
+            labels[name] = sequence_labels(records, spec, maps.get(name))
     batch["labels"] = labels
     return batch
 

@@ -69,7 +69,6 @@ def build_fitted(specs, out_sizes: dict[str, int]) -> nn.ModuleDict:
                           for name, spec in specs.items() if getattr(spec, "fitted", None)})
 
 
-def mix(spec, logits: torch.Tensor, fitted: torch.Tensor) -> torch.Tensor:
-    """The head's logits with its fitted model's mixed in at the head's `fitted.weight`."""
-    w = float(spec.fitted["weight"])
-    return (1.0 - w) * logits + w * fitted.reshape(logits.shape)
+def mix(weight: float, logits, fitted):
+    """A head's logits with its fitted model's mixed in at `weight` (`HeadSpec.fitted`); torch or numpy."""
+    return (1.0 - weight) * logits + weight * fitted.reshape(logits.shape)

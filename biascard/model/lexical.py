@@ -51,11 +51,16 @@ def text_hashes(text: str) -> list[int]:
 
 def lexical_inputs(texts: Sequence[str]) -> dict[str, torch.Tensor]:
     """`lexical_ids` and `lexical_offsets` of whole texts, one bag per text, in order."""
+    return hashed_inputs([text_hashes(text) for text in texts])
+
+
+def hashed_inputs(hashes: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    """`lexical_inputs` of texts already hashed (`text_hashes`), for callers that read the hashes too."""
     ids: list[int] = []
     offsets: list[int] = []
-    for text in texts:
+    for h in hashes:
         offsets.append(len(ids))
-        ids.extend(text_hashes(text))
+        ids.extend(h)
     return {"lexical_ids": torch.tensor(ids, dtype=torch.long),
             "lexical_offsets": torch.tensor(offsets, dtype=torch.long)}
 

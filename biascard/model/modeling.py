@@ -317,7 +317,7 @@ class BiasCardModel(PreTrainedModel):
     def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping, fitted: Mapping) -> torch.Tensor:
         out = self.heads[name](vecs) + lexical.get(name, 0)  # the bag's logits, if it has one
         if name in fitted:
-            out = mix(self._specs[name], out, fitted[name])
+            out = mix(float(self._specs[name].fitted["weight"]), out, fitted[name])
         return out.squeeze(-1) if self._specs[name].type in ("binary", "regression") else out
 
     def document_logits(self, segment_vecs: torch.Tensor, owner: torch.Tensor, num_records: int,
