@@ -18,7 +18,9 @@ from .runs import load_run, task_outputs
 from .tasks import LOWER_IS_BETTER, Outputs, dumps, score
 
 
-def _paired(oa: Outputs, ob: Outputs, n_boot: int, seed: int, ece_bins: int) -> tuple[dict, int] | None:
+def paired_outputs(oa: Outputs, ob: Outputs, n_boot: int, seed: int, ece_bins: int) -> tuple[dict, int] | None:
+    """(per metric b - a on a paired bootstrap over the ids both score, their count), or None
+    when the two cannot be paired (other type or labels, no id in common)."""
     if oa.type != ob.type or list(oa.labels) != list(ob.labels):
         return None
     ids_b = {i: k for k, i in enumerate(ob.ids)}
@@ -56,7 +58,7 @@ def compare(run_a, run_b, *, system: str = "model", b_system: str | None = None,
         paired = None
         oa, ob = task_outputs(ma, ra, task, system), task_outputs(mb, rb, task, b_system)
         if oa is not None and ob is not None:
-            paired = _paired(oa, ob, n_boot, seed, ece_bins)
+            paired = paired_outputs(oa, ob, n_boot, seed, ece_bins)
         rows = {}
         for name in wanted:
             if paired is not None and name in paired[0]:

@@ -27,6 +27,9 @@ from .formatting import chunking_text
 from .predict import chunking, model_outputs, predict_records
 from .tasks import PRIMARY, TYPES, Outputs, score, score_with_ci
 
+# with cv.fuse, the fold model before fusing, scored beside it ("model")
+UNFUSED = "model_unfused"
+
 
 def _concat(parts: list[Outputs]) -> Outputs:
     first = parts[0]
@@ -75,24 +78,26 @@ def _training_view(train: list[dict], val: list[dict], heads: list[str]) -> tupl
 
 
 @contextlib.contextmanager
-def _fold_data(name: str, dsd):
-    """Make `biascard.data.prepare.prepare(name)` return this fold's DatasetDict.
+def fold_data(name: str, dsd):
+    """Make `biascard.data.prepare` return this fold's DatasetDict for `name`.
 
-    The training loop loads data by dataset name; this is the narrowest seam to hand it one
-    fold without a second code path in training.
+    Training and fusing load data by dataset name; this is the narrowest seam to hand them one
+    fold without a second code path. It replaces `prepare_report`, which `prepare` calls too:
+    patching `prepare` alone let training (which calls `prepare_report`) read the full dataset.
     """
     import biascard.data.prepare as prep
+    from biascard.data.errors import Report
 
-    original = prep.prepare
+    original = prep.prepare_report
 
-    def prepare(n, *a, **kw):
-        return dsd if n == name else original(n, *a, **kw)
+    def prepare_report(n, *a, report=None, **kw):
+        return (dsd, report or Report()) if n == name else original(n, *a, report=report, **kw)
 
-    prep.prepare = prepare
+    prep.prepare_report = prepare_report
     try:
         yield
     finally:
-        prep.prepare = original
+        prep.prepare_report = original
 
 
 def train_fold(name: str, dsd, fold_dir: Path, overrides: list[str]) -> Path:
@@ -110,7 +115,7 @@ def train_fold(name: str, dsd, fold_dir: Path, overrides: list[str]) -> Path:
     else:
         with initialize_config_module(config_module="biascard.configs", version_base="1.3"):
             cfg = compose(config_name="train", overrides=ov)
-    with _fold_data(name, dsd):
+    with fold_data(name, dsd):
         train(cfg)
     # the fold's model/ is all evaluation needs; resumable checkpoints would only fill the disk
     shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
@@ -128,20 +133,20 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
     folds, how = fold_assignment(name, records, k, cv.get("seed"))
     systems = [s for s in (c.get("systems") or ["majority", "tfidf_lr"]) if s != "model"]
     if cv.get("train_model"):
-        systems = ["model", *systems]
+        systems = ["model", *([UNFUSED] if fuse_heads(cv) else []), *systems]
     heads = _cv_heads(cv, name, records)
     per_fold: dict[str, dict[str, list[Outputs]]] = {h: {} for h in heads}
     fold_sizes, chunkings = [], []
     for f in range(k):
         train, val, test = _fold_records(records, folds, f, k, c.get("max_examples"))
         fold_sizes.append({"train": len(train), "validation": len(val), "test": len(test)})
-        model = tokenizer = None
+        models = {}
         if "model" in systems:
             fold_dir = out_dir / "cv" / f"fold_{f}"
-            model, tokenizer = _train_fold_model(name, (train, val, test), heads, fold_dir, cv)
-            chunkings.append(chunking(model, (c.get("predict") or {}).get("max_chunks")))
+            models = _train_fold_models(name, (train, val, test), heads, fold_dir, cv)
+            chunkings.append(chunking(models["model"][0], (c.get("predict") or {}).get("max_chunks")))
         for h in heads:
-            for s, o in _score_fold(c, name, h, (train, val, test), records, systems, model, tokenizer).items():
+            for s, o in _score_fold(c, name, h, (train, val, test), records, systems, models).items():
                 per_fold[h].setdefault(s, []).append(o)
         print(f"[cv] {name} fold {f + 1}/{k}: train {len(train)}, validation {len(val)}, test {len(test)}", flush=True)
     if chunkings and chunkings[0]["overridden"]:
@@ -155,6 +160,7 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
         "protocol": _protocol(name, k, len(records), how, c, systems),
         "systems": systems,
         "train_overrides": [str(o) for o in cv.get("train_overrides") or []] if "model" in systems else [],
+        "fuse": _fuse_record(cv) if "model" in systems else None,
         "train_cap": int(c["max_examples"]) if c.get("max_examples") else None,
         # every fold's model is trained with the same overrides, so they read alike
         "chunking": chunkings[0] if chunkings else None,
@@ -186,8 +192,9 @@ def _fold_records(records: list[dict], folds, f: int, k: int, cap) -> tuple[list
     return train, val, test
 
 
-def _train_fold_model(name: str, fold, heads: list[str], fold_dir: Path, cv: dict):
-    """(model, tokenizer) trained on the fold by the training entry, as training sees the fold."""
+def _train_fold_models(name: str, fold, heads: list[str], fold_dir: Path, cv: dict) -> dict[str, tuple]:
+    """{"model": (model, tokenizer)} trained on the fold by the training entry, as training sees
+    the fold; with cv.fuse also fused on it (`biascard train fuse`), the trained one then under UNFUSED."""
     import datasets
 
     from biascard.data.records import FEATURES
@@ -201,11 +208,43 @@ def _train_fold_model(name: str, fold, heads: list[str], fold_dir: Path, cv: dic
         "test": datasets.Dataset.from_list(test, features=FEATURES),
     })
     model_dir = train_fold(name, fold_dsd, fold_dir, list(cv.get("train_overrides") or []))
-    return load_model_dir(model_dir)
+    if not fuse_heads(cv):
+        return {"model": load_model_dir(model_dir)}
+    fused = fuse_fold(name, fold_dsd, model_dir, cv)
+    return {"model": load_model_dir(fused), UNFUSED: load_model_dir(model_dir)}
+
+
+def fuse_heads(cv: dict) -> dict[str, int]:
+    """cv.fuse.heads, a list of names or a mapping of name to features, as {head: features}
+    ({} when not fusing); names without a count get cv.fuse.features."""
+    from biascard.train.fuse import parse_heads
+
+    f = cv.get("fuse") or {}
+    heads = f.get("heads") or []
+    items = [f"{h}={n}" for h, n in heads.items()] if isinstance(heads, dict) else [str(h) for h in heads]
+    return parse_heads(items, int(f.get("features") or 5000))
+
+
+def _fuse_record(cv: dict) -> dict | None:
+    heads = fuse_heads(cv)
+    return {"heads": heads, "C": float((cv.get("fuse") or {}).get("C") or 1.0)} if heads else None
+
+
+def fuse_fold(name: str, fold_dsd, model_dir: Path, cv: dict) -> Path:
+    """The fold model with fitted lexical models: fit on the fold's train records, weights chosen
+    and thresholds refit on its validation fold, as `biascard train fuse` does on fixed splits."""
+    from biascard.train import fuse, thresholds
+
+    out = model_dir.parent / "model_fused"
+    with fold_data(name, fold_dsd):
+        fuse.fuse(model_dir, out, fuse_heads(cv), _fuse_record(cv)["C"], log=lambda m: print(f"[cv] {m}", flush=True))
+        if thresholds.main(["--model", str(out)]) != 0:
+            raise RuntimeError(f"cv: refitting the thresholds of {out} failed")
+    return out
 
 
 def _score_fold(c: dict, name: str, h: str, fold, records: list[dict], systems: list[str],
-                model, tokenizer) -> dict[str, Outputs]:
+                models: dict[str, tuple]) -> dict[str, Outputs]:
     """Each system's Outputs on fold's test records of head `h` (empty if train or test has none)."""
     kind = HEADS[h][0]
     train, val, test = fold
@@ -216,14 +255,16 @@ def _score_fold(c: dict, name: str, h: str, fold, records: list[dict], systems: 
     labels = label_set(kind, labeled(records, h), head=h)
     task = f"{name}/{h}"
     outs: dict[str, Outputs] = {}
-    if model is not None and h in model.head_specs:
+    for system, (model, tokenizer) in models.items():
+        if h not in model.head_specs:
+            continue
         spec = model.head_specs[h]
         p = c["predict"]
         got = predict_records(model, tokenizer, te, [h], batch_size=int(p["batch_size"]),
                               max_chunks=p.get("max_chunks"))[h]
-        outs["model"] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label,
-                                      spec.thresholds)
-    base = [s for s in systems if s != "model"]
+        outs[system] = model_outputs(task, h, kind, labels, list(spec.labels), te, got, spec.span_label,
+                                     spec.thresholds)
+    base = [s for s in systems if s not in ("model", UNFUSED)]
     if base:
         outs.update(run_baselines(task, h, kind, tr, te, validation=va, labels=labels, systems=base,
                                   c_grid=c["baselines"]["c_grid"], multilabel_c=c["baselines"]["multilabel_c"],
@@ -249,10 +290,27 @@ def _pooled_results(task: str, h: str, by_system: dict[str, list[Outputs]], c: d
             "fold_sd": {m: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else None for m, v in vals.items()},
             "pooled": pooled,
         }
+    res["paired"] = _paired_with_model(by_system, c)
     print(f"[cv] {task}: " + ", ".join(
         f"{s} {res['primary']} fold mean {v['fold_mean'][res['primary']]:.3f} ± {v['fold_sd'][res['primary']] or 0:.3f}"
         for s, v in res["systems"].items()), flush=True)
     return res
+
+
+def _paired_with_model(by_system: dict[str, list[Outputs]], c: dict) -> dict:
+    """{system: per-metric delta model - system} on the pooled out-of-fold predictions, paired by id."""
+    from .compare import paired_outputs
+
+    if "model" not in by_system:
+        return {}
+    b, model = c["bootstrap"], _concat(by_system["model"])
+    out = {}
+    for s, parts in by_system.items():
+        got = None if s == "model" else paired_outputs(_concat(parts), model, int(b["n_boot"]), int(b["seed"]),
+                                                       int(c["ece_bins"]))
+        if got is not None:
+            out[s] = got[0]
+    return out
 
 
 def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str]) -> str:
@@ -267,4 +325,7 @@ def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str]) 
         "scored once with a bootstrap CI."
         + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
         + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
+        + (f" Each fold model is then fused (fitted lexical models on {sorted(fuse_heads(c['cv']))}, fit on its "
+           f"train folds, weights chosen on its validation fold): `model` is the fused one, `{UNFUSED}` the "
+           "model as trained." if "model" in systems and fuse_heads(c["cv"]) else "")
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 SYSTEM_NAMES = {
     "model": "model",
+    "model_unfused": "model before fusing",
     "majority": "majority class",
     "tfidf_lr": "TF-IDF + LR",
     "lexicon": "train lexicon",

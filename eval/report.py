@@ -251,8 +251,16 @@ def _cv_view(cv: dict | None, plots: dict) -> dict | None:
                                  "mean": fmt(v["fold_mean"].get(name)), "sd": fmt(v["fold_sd"].get(name)),
                                  "pooled": ci(v["pooled"].get(name)),
                                  "folds": ", ".join(fmt(f["metrics"].get(name)) for f in v["folds"])})
+    paired = [{"task": task, "system": SYSTEM_NAMES.get(s, s), "metric": res["primary"],
+               "delta": _delta(d[res["primary"]])}
+              for task, res in cv["results"].items() for s, d in (res.get("paired") or {}).items()
+              if res["primary"] in d]
     chunks = chunking_text(cv["chunking"]) if cv.get("chunking") else None
-    return {**cv, "rows": rows, "plot": plots.get("__cv__"), "chunking_text": chunks}
+    return {**cv, "rows": rows, "paired": paired, "plot": plots.get("__cv__"), "chunking_text": chunks}
+
+
+def _delta(d: dict) -> str:
+    return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" + (" *" if d["significant"] else "")
 
 
 def _cards_view(sample_cards: dict | None) -> dict | None:

@@ -60,7 +60,8 @@ def _from_cv(t: dict, metrics: dict) -> dict | None:
     base = res["systems"].get("tfidf_lr", {}).get("fold_mean", {}).get(t["metric"])
     return {"value": mean, "text": f"{fmt(mean)} ± {fmt(sd)} (pooled {ci(s['pooled'].get(t['metric']))})",
             "tfidf_lr": fmt(base) if base is not None else "–", "n": sum(f["n"] for f in s["folds"]),
-            "trained_with": " ".join(cv.get("train_overrides") or []) or "training defaults"}
+            "trained_with": (" ".join(cv.get("train_overrides") or []) or "training defaults")
+            + (f", fused on {sorted(cv['fuse']['heads'])}" if cv.get("fuse") else "")}
 
 
 def match(runs: list[tuple[str, dict]]) -> list[dict]:

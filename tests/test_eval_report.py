@@ -330,12 +330,45 @@ def test_cv_trains_the_model_per_fold(smoke_model, tmp_path, cache_dir):
         assert sum(f["n"] for f in v["folds"]) == n_labeled, system
     for f in range(3):
         assert (tmp_path / "cv" / f"fold_{f}" / "model" / "model.safetensors").is_file()
+        # the fold's records, not the dataset's fixed splits, are what the fold model trained on
+        sizes = m["cv"]["fold_sizes"][f]
+        assert f"/{sizes['train']}, validation " in _data_message(tmp_path, f)
+        assert _data_message(tmp_path, f).endswith(f"/{sizes['validation']}")
     from biascard.model.model_dir import load_config
 
     fold_chunks = load_config(tmp_path / "cv" / "fold_0" / "model").max_chunks
     assert m["cv"]["chunking"]["max_chunks"] == fold_chunks and not m["cv"]["chunking"]["overridden"]
     assert "3-fold cross-validation" in (tmp_path / "report.html").read_text()
     assert (tmp_path / "plots" / "cv.png").is_file()
+
+
+def _data_message(run, fold: int) -> str:
+    """The training log's line on what the fold model read ("data NAME: train a/b, validation c/d")."""
+    lines = (run / "cv" / f"fold_{fold}" / "metrics.jsonl").read_text().splitlines()
+    return next(r["message"] for r in map(json.loads, lines) if str(r.get("message", "")).startswith("data "))
+
+
+def test_cv_fuses_each_fold_model_and_scores_both(smoke_model, tmp_path, cache_dir):
+    """cv.fuse: each fold model gets fitted lexical models (fit on its train folds, weight chosen
+    on its validation fold); the fused model is `model`, the trained one `model_unfused`, and the
+    model is paired against both on the pooled out-of-fold examples."""
+    _run(["-m", "biascard.eval", "cv.folds=3", "cv.dataset=gvfc", "cv.train_model=true",
+          "cv.train_overrides=['debug=smoke']", "cv.heads=[gvfc_frame]", "max_examples=150",
+          "cv.fuse.heads={gvfc_frame: 200}", "bootstrap.n_boot=50", "baselines.c_grid=[1.0]",
+          f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["cv"]["fuse"] == {"heads": {"gvfc_frame": 200}, "C": 1.0}
+    res = m["cv"]["results"]["gvfc/gvfc_frame"]
+    assert set(res["systems"]) == {"model", "model_unfused", "majority", "tfidf_lr"}
+    assert set(res["paired"]) == {"model_unfused", "majority", "tfidf_lr"}
+    for f in range(3):
+        record = json.loads((tmp_path / "cv" / f"fold_{f}" / "model_fused" / "fuse.json").read_text())
+        assert record["heads"]["gvfc_frame"]["train_texts"] <= 150
+    fused, unfused = (res["systems"][s]["pooled"]["macro_f1"]["value"] for s in ("model", "model_unfused"))
+    d = res["paired"]["model_unfused"]["macro_f1"]
+    assert d["delta"] == pytest.approx(fused - unfused) and d["b"] == pytest.approx(fused)
+    report = (tmp_path / "report.md").read_text()
+    assert "model before fusing" in report and "| gvfc/gvfc_frame | TF-IDF + LR | macro_f1 |" in report
 
 
 def test_summary_plot_takes_a_point_outside_its_interval(tmp_path):

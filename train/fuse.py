@@ -87,7 +87,9 @@ def fit_linear(kind: str, x, y: np.ndarray, c: float, outputs: int) -> tuple[np.
     coef, bias = np.zeros((y.shape[1], x.shape[1])), np.full(y.shape[1], -10.0)  # a label never seen: never
     for j in range(y.shape[1]):
         if 0 < y[:, j].sum() < len(y):
-            clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=c, solver="liblinear", dual=True)
+            # seeded: liblinear's dual solver shuffles, so unseeded fits differ run to run (by ~4e-5)
+            clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=c, solver="liblinear", dual=True,
+                                     random_state=0)
             clf.fit(x, y[:, j])
             coef[j], bias[j] = clf.coef_[0], clf.intercept_[0]
     return coef, bias

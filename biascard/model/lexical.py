@@ -155,12 +155,17 @@ def lexical_logits(branches: nn.ModuleDict, ids, offsets, records) -> dict[str, 
     """{head: [N, out] logits} of every branch; `records` [N, H] are the pooled records they add to."""
     if not len(branches):
         return {}
-    if ids is None or offsets is None:
-        raise ValueError(f"heads {sorted(branches)} have a lexical branch: pass lexical_ids and "
-                         "lexical_offsets (biascard.model.features.encode adds them)")
+    require_inputs(branches, "a lexical branch", ids, offsets)
     if offsets.shape[0] != records.shape[0]:
         raise ValueError(f"lexical_offsets has {offsets.shape[0]} records, doc_index {records.shape[0]}")
     return {name: branch(ids, offsets) for name, branch in branches.items()}
+
+
+def require_inputs(heads, what: str, ids, offsets) -> None:
+    """A clear error when heads that read the hashed n-grams get none."""
+    if len(heads) and (ids is None or offsets is None):
+        raise ValueError(f"heads {sorted(heads)} have {what}: pass lexical_ids and "
+                         "lexical_offsets (biascard.model.features.encode adds them)")
 
 
 def parameter_count(buckets: int, dim: int, out: int) -> int:

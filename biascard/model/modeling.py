@@ -23,7 +23,7 @@ from transformers.utils import ModelOutput
 
 from .fitted_lexical import build_fitted, mix
 from .heads import HeadSpec, load_heads
-from .lexical import build_branches, lexical_logits
+from .lexical import build_branches, lexical_logits, require_inputs
 from .losses import corn_loss, head_loss_fn  # noqa: F401 - re-exported
 from .pooling import AttentionPool, mean_pool_chunks, pool_records, segments_of  # noqa: F401 - re-exported
 
@@ -309,9 +309,7 @@ class BiasCardModel(PreTrainedModel):
 
     @staticmethod
     def _fitted_logits(fitted: nn.ModuleDict, ids, offsets) -> dict[str, torch.Tensor]:
-        if len(fitted) and (ids is None or offsets is None):
-            raise ValueError(f"heads {sorted(fitted)} have a fitted lexical model: pass lexical_ids and "
-                             "lexical_offsets (biascard.model.features.encode adds them)")
+        require_inputs(fitted, "a fitted lexical model", ids, offsets)
         return {name: model(ids, offsets) for name, model in fitted.items()}
 
     def _sequence_logits(self, name: str, vecs: torch.Tensor, lexical: Mapping, fitted: Mapping) -> torch.Tensor:
