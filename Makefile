@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare fused fuse-model default-model ablations hierarchical-ablation windows-ablation lexical-weighting-ablation leaning-gap test lint-imports browser clean
+.PHONY: install demo quick-model release recipe release-publish release-thresholds-study candidate candidate-compare fused fuse-model cv-fused default-model ablations hierarchical-ablation windows-ablation lexical-weighting-ablation leaning-gap test lint-imports browser clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -119,6 +119,17 @@ fused: fuse-model
 fuse-model: install
 	$(VENV)/bin/biascard train fuse --model $(REL)/train/model --out $(FUSED)/train/model --heads $(FUSE_HEADS)
 	$(VENV)/bin/biascard calibrate --model $(FUSED)/train/model --max-articles 50
+
+# The fitted lexical model under BABE's and GVFC's 5-fold protocols (the default model's CV rows,
+# each fold model then fused on its own train folds; both are scored, paired), and the targets
+# table read from them and the release's test run. About 35 min here.
+CV_FUSED ?= $(OUT)/cv_fused
+cv-fused: install
+	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=babe cv.train_model=true 'cv.heads=[language_bias]' \
+	  "cv.train_overrides=['experiment=single','heads=babe']" 'cv.fuse.heads=[language_bias]' hydra.run.dir=$(CV_FUSED)/babe
+	$(VENV)/bin/biascard eval cv.folds=5 cv.dataset=gvfc cv.train_model=true 'cv.heads=[gvfc_frame]' \
+	  "cv.train_overrides=['experiment=single']" 'cv.fuse.heads=[gvfc_frame]' hydra.run.dir=$(CV_FUSED)/gvfc
+	$(VENV)/bin/biascard eval targets $(REL)/eval $(CV_FUSED)/babe $(CV_FUSED)/gvfc | tee $(CV_FUSED)/targets.md
 
 candidate-compare: install
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) split=validation hydra.run.dir=$(CAND)/released_validation
