@@ -67,7 +67,7 @@ def test_vocabulary_keeps_the_ngrams_in_most_texts():
 
 def test_logits_are_the_linear_model_and_an_empty_text_its_intercept():
     module = fitted_module(20, 3)
-    out = fuse._logits(module, TEST)
+    out = fuse.fitted_logits(module, TEST)
     x = fuse.design(module, hashed(TEST)).toarray()
     np.testing.assert_allclose(out, x @ module.coef.numpy().T + module.intercept.numpy(), atol=1e-5)
     np.testing.assert_allclose(out[2], module.intercept.numpy(), atol=1e-6)

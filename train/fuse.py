@@ -96,7 +96,7 @@ def fit_linear(kind: str, x, y: np.ndarray, c: float, outputs: int) -> tuple[np.
 
 
 @torch.no_grad()
-def _logits(module, texts: list[str]) -> np.ndarray:
+def fitted_logits(module, texts: list[str]) -> np.ndarray:
     from biascard.model.lexical import lexical_inputs
 
     return module(**_bag(lexical_inputs(texts))).numpy()
@@ -127,14 +127,21 @@ def choose_weight(spec, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
 
 
 def validation_logits(model, tokenizer, names: list[str], enc: dict, setup: dict, batch_size: int) -> dict:
-    """{dataset: (texts, {head: (logits, gold)})} over every validation record, labeled rows only."""
+    """`record_logits` over every validation record of `names`."""
     from .datasets import validation_records
+
+    val = validation_records(names, tokenizer, enc["max_length"], enc["max_chunks"], None, seed=setup.get("seed", 43),
+                             refold=setup.get("refold"))
+    return record_logits(model, tokenizer, val, enc, batch_size)
+
+
+def record_logits(model, tokenizer, split: dict, enc: dict, batch_size: int) -> dict:
+    """{dataset: (records, {head: (logits, gold, keep)})} of `split` {dataset: (records, token
+    lengths)}, the records in the order read; logits and gold of the labeled rows (`keep`) only."""
     from .evaluation import collect_logits, labeled_rows
 
     specs, out = model.head_specs, {}
-    val = validation_records(names, tokenizer, enc["max_length"], enc["max_chunks"], None, seed=setup.get("seed", 43),
-                             refold=setup.get("refold"))
-    for name, (recs, lengths) in val.items():
+    for name, (recs, lengths) in split.items():
         order = np.argsort(-np.asarray(lengths), kind="stable")  # the order collect_logits reads them in
         recs, lengths = [recs[i] for i in order], [lengths[i] for i in order]
         logits, labels, _ = collect_logits(model, {name: (recs, lengths)}, tokenizer, specs, batch_size, enc)
@@ -146,7 +153,7 @@ def validation_logits(model, tokenizer, names: list[str], enc: dict, setup: dict
             keep = labeled_rows(y, specs[head].type)
             if keep.any():
                 heads[head] = (lg[keep].numpy(), y[keep].long().numpy(), keep.numpy())
-        out[name] = ([r["text"] for r in recs], heads)
+        out[name] = (recs, heads)
     return out
 
 
@@ -212,9 +219,9 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
         texts, y = train_texts(head, spec, with_head, setup)
         module = fit_module(spec, texts, y, size, c)
         parts = []
-        for texts_n, heads_n in (val[n] for n in with_head if head in val[n][1]):
+        for recs_n, heads_n in (val[n] for n in with_head if head in val[n][1]):
             zm, gold, keep = heads_n[head]
-            parts.append((zm, _logits(module, [t for t, k in zip(texts_n, keep) if k]), gold))
+            parts.append((zm, fitted_logits(module, [r["text"] for r, k in zip(recs_n, keep) if k]), gold))
         if not parts:
             raise ValueError(f"head {head!r}: no validation record of {with_head} labels it")
         weight, curve = choose_weight(spec, parts)
