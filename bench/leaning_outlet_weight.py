@@ -7,7 +7,7 @@ scored with each article weighted by 1 / (its outlet's validation count), so eve
 the same; the weight that rule chooses and the released one are then read once on test, paired.
 
     python bench/leaning_outlet_weight.py --model outputs/fused/train/model
-    # -> bench/results/leaning_outlet_weight.txt (about 10 min here: validation and test logits)
+    # -> bench/results/leaning_outlet_weight.txt (20 min here: validation and test logits)
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from biascard.eval.bootstrap import paired_bootstrap
 from biascard.model import model_dir as model_files
 from biascard.model.fitted_lexical import mix
 from biascard.train.datasets import records, token_lengths
-from biascard.train.fuse import GRID, fitted_logits, record_logits
+from biascard.train.fuse import GRID, fitted_logits, grid_choice, record_logits
 
 HEAD, NAME = "political_leaning", "allsides"
 OUT = Path(__file__).parent / "results" / "leaning_outlet_weight.txt"
@@ -50,10 +50,6 @@ def outlet_weights(outlets: list[str]) -> np.ndarray:
     return np.asarray([1.0 / n[o] for o in outlets])
 
 
-def choose(curve: list[float]) -> float:
-    return float(GRID[int(np.flatnonzero(np.asarray(curve) >= max(curve) - 1e-12)[0])])
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a model dir whose political_leaning head has a fitted model")
@@ -76,10 +72,11 @@ def main() -> None:
              "|---|" + "---|" * len(GRID),
              "| macro-F1 | " + " | ".join(f"{v:.3f}" for v in plain) + " |",
              "| macro-F1, outlets equal | " + " | ".join(f"{v:.3f}" for v in balanced) + " |",
-             f"chosen: {choose(plain)} by macro-F1 (the release has {released}), {choose(balanced)} with outlets equal"]
+             f"chosen: {grid_choice(plain)} by macro-F1 (the release has {released}), "
+             f"{grid_choice(balanced)} with outlets equal"]
 
     zm, zf, gold, _ = split_logits(model, tokenizer, "test", enc)
-    w_new = choose(balanced)
+    w_new = grid_choice(balanced)
 
     def at(w):
         return lambda idx: {"macro_f1": macro_f1(mix(w, zm[idx], zf[idx]), gold[idx])}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .bootstrap import paired_bootstrap
-from .formatting import fmt
+from .formatting import delta_ci, fmt
 from .runs import load_run, task_outputs
 from .tasks import Outputs, score
 from .template_files import template_text
@@ -86,9 +86,7 @@ def table(rows: list[dict]) -> str:
         if r["status"] != "measured":
             lines.append(head + f" not run | not run | – ({', '.join(r['missing'])} missing) | – |")
             continue
-        star = " *" if r["significant"] else ""
-        lines.append(head + f" {fmt(r['value_a'])} | {fmt(r['value_b'])} | "
-                            f"{r['delta']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]{star} | {r['n']} |")
+        lines.append(head + f" {fmt(r['value_a'])} | {fmt(r['value_b'])} | {delta_ci(r)} | {r['n']} |")
     lines.append("")
     lines.append("`*`: the 95% CI of the paired bootstrap delta excludes 0.")
     return "\n".join(lines)

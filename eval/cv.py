@@ -132,8 +132,9 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
     records = [r for split in ("train", "validation", "test") if split in dsd for r in dsd[split].to_list()]
     folds, how = fold_assignment(name, records, k, cv.get("seed"))
     systems = [s for s in (c.get("systems") or ["majority", "tfidf_lr"]) if s != "model"]
+    fusing = fuse_spec(cv) if cv.get("train_model") else None
     if cv.get("train_model"):
-        systems = ["model", *([UNFUSED] if fuse_heads(cv) else []), *systems]
+        systems = ["model", *([UNFUSED] if fusing else []), *systems]
     heads = _cv_heads(cv, name, records)
     per_fold: dict[str, dict[str, list[Outputs]]] = {h: {} for h in heads}
     fold_sizes, chunkings = [], []
@@ -143,7 +144,7 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
         models = {}
         if "model" in systems:
             fold_dir = out_dir / "cv" / f"fold_{f}"
-            models = _train_fold_models(name, (train, val, test), heads, fold_dir, cv)
+            models = _train_fold_models(name, (train, val, test), heads, fold_dir, cv, fusing)
             chunkings.append(chunking(models["model"][0], (c.get("predict") or {}).get("max_chunks")))
         for h in heads:
             for s, o in _score_fold(c, name, h, (train, val, test), records, systems, models).items():
@@ -157,10 +158,10 @@ def run_cv(c: dict, out_dir: Path, notes: list[str]) -> dict[str, Any]:
         "dataset": name,
         "folds": k,
         "fold_sizes": fold_sizes,
-        "protocol": _protocol(name, k, len(records), how, c, systems),
+        "protocol": _protocol(name, k, len(records), how, c, systems, fusing),
         "systems": systems,
         "train_overrides": [str(o) for o in cv.get("train_overrides") or []] if "model" in systems else [],
-        "fuse": _fuse_record(cv) if "model" in systems else None,
+        "fuse": fusing,
         "train_cap": int(c["max_examples"]) if c.get("max_examples") else None,
         # every fold's model is trained with the same overrides, so they read alike
         "chunking": chunkings[0] if chunkings else None,
@@ -192,9 +193,10 @@ def _fold_records(records: list[dict], folds, f: int, k: int, cap) -> tuple[list
     return train, val, test
 
 
-def _train_fold_models(name: str, fold, heads: list[str], fold_dir: Path, cv: dict) -> dict[str, tuple]:
+def _train_fold_models(name: str, fold, heads: list[str], fold_dir: Path, cv: dict,
+                       fusing: dict | None) -> dict[str, tuple]:
     """{"model": (model, tokenizer)} trained on the fold by the training entry, as training sees
-    the fold; with cv.fuse also fused on it (`biascard train fuse`), the trained one then under UNFUSED."""
+    the fold; with `fusing` (`fuse_spec`) also fused on it, the trained one then under UNFUSED."""
     import datasets
 
     from biascard.data.records import FEATURES
@@ -208,36 +210,32 @@ def _train_fold_models(name: str, fold, heads: list[str], fold_dir: Path, cv: di
         "test": datasets.Dataset.from_list(test, features=FEATURES),
     })
     model_dir = train_fold(name, fold_dsd, fold_dir, list(cv.get("train_overrides") or []))
-    if not fuse_heads(cv):
+    if not fusing:
         return {"model": load_model_dir(model_dir)}
-    fused = fuse_fold(name, fold_dsd, model_dir, cv)
+    fused = fuse_fold(name, fold_dsd, model_dir, fusing)
     return {"model": load_model_dir(fused), UNFUSED: load_model_dir(model_dir)}
 
 
-def fuse_heads(cv: dict) -> dict[str, int]:
-    """cv.fuse.heads, a list of names or a mapping of name to features, as {head: features}
-    ({} when not fusing); names without a count get cv.fuse.features."""
+def fuse_spec(cv: dict) -> dict | None:
+    """cv.fuse as {"heads": {head: features}, "C": C}, or None when not fusing. cv.fuse.heads is a
+    list of names (each gets cv.fuse.features) or a mapping of name to features."""
     from biascard.train.fuse import parse_heads
 
     f = cv.get("fuse") or {}
     heads = f.get("heads") or []
     items = [f"{h}={n}" for h, n in heads.items()] if isinstance(heads, dict) else [str(h) for h in heads]
-    return parse_heads(items, int(f.get("features") or 5000))
+    parsed = parse_heads(items, int(f.get("features") or 5000))
+    return {"heads": parsed, "C": float(f.get("C") or 1.0)} if parsed else None
 
 
-def _fuse_record(cv: dict) -> dict | None:
-    heads = fuse_heads(cv)
-    return {"heads": heads, "C": float((cv.get("fuse") or {}).get("C") or 1.0)} if heads else None
-
-
-def fuse_fold(name: str, fold_dsd, model_dir: Path, cv: dict) -> Path:
+def fuse_fold(name: str, fold_dsd, model_dir: Path, fusing: dict) -> Path:
     """The fold model with fitted lexical models: fit on the fold's train records, weights chosen
     and thresholds refit on its validation fold, as `biascard train fuse` does on fixed splits."""
     from biascard.train import fuse, thresholds
 
     out = model_dir.parent / "model_fused"
     with fold_data(name, fold_dsd):
-        fuse.fuse(model_dir, out, fuse_heads(cv), _fuse_record(cv)["C"], log=lambda m: print(f"[cv] {m}", flush=True))
+        fuse.fuse(model_dir, out, fusing["heads"], fusing["C"], log=lambda m: print(f"[cv] {m}", flush=True))
         if thresholds.main(["--model", str(out)]) != 0:
             raise RuntimeError(f"cv: refitting the thresholds of {out} failed")
     return out
@@ -277,12 +275,13 @@ def _pooled_results(task: str, h: str, by_system: dict[str, list[Outputs]], c: d
     kind = HEADS[h][0]
     b = c["bootstrap"]
     res: dict[str, Any] = {"type": kind, "primary": PRIMARY[kind], "systems": {}}
+    pooled_outputs = {s: _concat(parts) for s, parts in by_system.items()}
     for s, parts in by_system.items():
         fold_metrics = [{"fold": i, "n": len(o), "metrics": score(o, ece_bins=int(c["ece_bins"])),
                          "info": dict(o.info)} for i, o in enumerate(parts)]
         keys = fold_metrics[0]["metrics"].keys()
         vals = {m: np.array([fm["metrics"].get(m, np.nan) for fm in fold_metrics], dtype=float) for m in keys}
-        pooled = score_with_ci(_concat(parts), n_boot=int(b["n_boot"]), seed=int(b["seed"]), ci=float(b["ci"]),
+        pooled = score_with_ci(pooled_outputs[s], n_boot=int(b["n_boot"]), seed=int(b["seed"]), ci=float(b["ci"]),
                                ece_bins=int(c["ece_bins"]))
         res["systems"][s] = {
             "folds": fold_metrics,
@@ -290,30 +289,29 @@ def _pooled_results(task: str, h: str, by_system: dict[str, list[Outputs]], c: d
             "fold_sd": {m: float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else None for m, v in vals.items()},
             "pooled": pooled,
         }
-    res["paired"] = _paired_with_model(by_system, c)
+    res["paired"] = _paired_with_model(pooled_outputs, c)
     print(f"[cv] {task}: " + ", ".join(
         f"{s} {res['primary']} fold mean {v['fold_mean'][res['primary']]:.3f} ± {v['fold_sd'][res['primary']] or 0:.3f}"
         for s, v in res["systems"].items()), flush=True)
     return res
 
 
-def _paired_with_model(by_system: dict[str, list[Outputs]], c: dict) -> dict:
+def _paired_with_model(pooled: dict[str, Outputs], c: dict) -> dict:
     """{system: per-metric delta model - system} on the pooled out-of-fold predictions, paired by id."""
     from .compare import paired_outputs
 
-    if "model" not in by_system:
+    if "model" not in pooled:
         return {}
-    b, model = c["bootstrap"], _concat(by_system["model"])
-    out = {}
-    for s, parts in by_system.items():
-        got = None if s == "model" else paired_outputs(_concat(parts), model, int(b["n_boot"]), int(b["seed"]),
+    b, out = c["bootstrap"], {}
+    for s, o in pooled.items():
+        got = None if s == "model" else paired_outputs(o, pooled["model"], int(b["n_boot"]), int(b["seed"]),
                                                        int(c["ece_bins"]))
         if got is not None:
             out[s] = got[0]
     return out
 
 
-def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str]) -> str:
+def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str], fusing: dict | None) -> str:
     cap = c.get("max_examples")
     return (
         f"{k}-fold cross-validation over all {n} records of {name} ({how}). Fold f is tested, "
@@ -325,7 +323,7 @@ def _protocol(name: str, k: int, n: int, how: str, c: dict, systems: list[str]) 
         "scored once with a bootstrap CI."
         + (f" Train folds capped at {cap} records (max_examples): a smoke setting." if cap else "")
         + ("" if "model" in systems else " The model is not trained per fold (cv.train_model=false): baselines only.")
-        + (f" Each fold model is then fused (fitted lexical models on {sorted(fuse_heads(c['cv']))}, fit on its "
+        + (f" Each fold model is then fused (fitted lexical models on {sorted(fusing['heads'])}, fit on its "
            f"train folds, weights chosen on its validation fold): `model` is the fused one, `{UNFUSED}` the "
-           "model as trained." if "model" in systems and fuse_heads(c["cv"]) else "")
+           "model as trained." if fusing else "")
     )

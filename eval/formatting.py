@@ -28,6 +28,12 @@ def fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def delta_ci(d: dict) -> str:
+    """A paired bootstrap delta (`bootstrap.paired_bootstrap`'s entry) as "+0.012 [-0.003, +0.027]",
+    with " *" when its CI excludes 0."""
+    return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" + (" *" if d["significant"] else "")
+
+
 def ci(m: dict | None, digits: int = 3) -> str:
     if not m:
         return "–"

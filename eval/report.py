@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formatting import MAIN_METRICS, SYSTEM_NAMES, chunking_text, ci, fmt, slug
+from .formatting import MAIN_METRICS, SYSTEM_NAMES, chunking_text, ci, delta_ci, fmt, slug
 from .targets import table as targets_table
 from .tasks import LOWER_IS_BETTER, Outputs, confusion, reliability
 from .template_files import template_text
@@ -252,15 +252,12 @@ def _cv_view(cv: dict | None, plots: dict) -> dict | None:
                                  "pooled": ci(v["pooled"].get(name)),
                                  "folds": ", ".join(fmt(f["metrics"].get(name)) for f in v["folds"])})
     paired = [{"task": task, "system": SYSTEM_NAMES.get(s, s), "metric": res["primary"],
-               "delta": _delta(d[res["primary"]])}
+               "delta": delta_ci(d[res["primary"]])}
               for task, res in cv["results"].items() for s, d in (res.get("paired") or {}).items()
               if res["primary"] in d]
     chunks = chunking_text(cv["chunking"]) if cv.get("chunking") else None
     return {**cv, "rows": rows, "paired": paired, "plot": plots.get("__cv__"), "chunking_text": chunks}
 
-
-def _delta(d: dict) -> str:
-    return f"{d['delta']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" + (" *" if d["significant"] else "")
 
 
 def _cards_view(sample_cards: dict | None) -> dict | None:

@@ -122,8 +122,12 @@ def choose_weight(spec, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
     from biascard.model.fitted_lexical import mix
 
     curve = [float(np.mean([selection_metric(spec, mix(w, zm, zf), g) for zm, zf, g in parts])) for w in GRID]
-    best = int(np.flatnonzero(np.asarray(curve) >= max(curve) - 1e-12)[0])
-    return float(GRID[best]), curve
+    return grid_choice(curve), curve
+
+
+def grid_choice(curve: list[float]) -> float:
+    """The GRID weight with the best score of `curve` (one per GRID point); ties: the smaller weight."""
+    return float(GRID[int(np.flatnonzero(np.asarray(curve) >= max(curve) - 1e-12)[0])])
 
 
 def validation_logits(model, tokenizer, names: list[str], enc: dict, setup: dict, batch_size: int) -> dict:
