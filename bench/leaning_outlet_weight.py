@@ -56,9 +56,9 @@ def main() -> None:
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args()
     model, tokenizer = model_files.load(args.model)
-    spec = model.head_specs[HEAD]
+    spec = model.head_specs[HEAD]  # the model's own specs: the weight set here is the one forward reads
     released = float(spec.fitted["weight"])
-    model._specs[HEAD].fitted["weight"] = 0.0  # the head's logits without the fitted part
+    spec.fitted["weight"] = 0.0  # the head's logits without the fitted part
     c = model.config
     enc = dict(max_length=int(c.max_length), stride=int(c.stride), max_chunks=c.max_chunks)
 

@@ -217,8 +217,8 @@ def _train_fold_models(name: str, fold, heads: list[str], fold_dir: Path, cv: di
 
 
 def fuse_spec(cv: dict) -> dict | None:
-    """cv.fuse as {"heads": {head: features}, "C": C}, or None when not fusing. cv.fuse.heads is a
-    list of names (each gets cv.fuse.features) or a mapping of name to features."""
+    """cv.fuse as {"heads": {head: (features, keep)}, "C": C}, or None when not fusing. cv.fuse.heads
+    is a list of names (each gets cv.fuse.features) or a mapping of name to features (or "FEATURES/KEEP")."""
     from biascard.train.fuse import parse_heads
 
     f = cv.get("fuse") or {}

@@ -357,7 +357,7 @@ def test_cv_fuses_each_fold_model_and_scores_both(smoke_model, tmp_path, cache_d
           "cv.fuse.heads={gvfc_frame: 200}", "bootstrap.n_boot=50", "baselines.c_grid=[1.0]",
           f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert m["cv"]["fuse"] == {"heads": {"gvfc_frame": 200}, "C": 1.0}
+    assert m["cv"]["fuse"] == {"heads": {"gvfc_frame": [200, None]}, "C": 1.0}
     res = m["cv"]["results"]["gvfc/gvfc_frame"]
     assert set(res["systems"]) == {"model", "model_unfused", "majority", "tfidf_lr"}
     assert set(res["paired"]) == {"model_unfused", "majority", "tfidf_lr"}

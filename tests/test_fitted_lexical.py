@@ -139,6 +139,33 @@ def test_save_and_fp16_export_keep_the_vocabulary_exact(encoder, tokenizer, tmp_
             assert torch.allclose(after[head], before[head], atol=tol * (1 + before[head].abs().max().item())), head
 
 
+def test_kept_coefficients_are_each_outputs_largest_and_the_rest_count_zero(encoder, tokenizer, tmp_path):  # noqa: F811
+    dense = fitted_module(20, 3)
+    coef = dense.coef.clone()
+    pruned = FittedLexical(20, 3, keep=4)
+    pruned.set(dense.vocab, dense.idf, coef, dense.intercept)
+    assert pruned.coef.shape == (3, 4) and pruned.coef_index.dtype == torch.int32
+    top = coef.abs().argsort(dim=1, descending=True)[:, :4]
+    assert torch.equal(pruned.coef_index.long(), top.sort(dim=1).values)
+    expected = torch.zeros_like(coef).scatter_(1, top, coef.gather(1, top))
+    assert torch.equal(pruned.dense_coef(), expected)
+    x = fuse.design(dense, hashed(TEST)).toarray()
+    np.testing.assert_allclose(fuse.fitted_logits(pruned, TEST), x @ expected.numpy().T + dense.intercept.numpy(),
+                               atol=1e-5)
+    # a model whose config keeps 4 saves and loads the pruned buffers, in fp16 too
+    spec = {"m": HeadSpec("m", "multiclass", labels=["x", "y", "z"], fitted={"features": 20, "weight": 1.0, "keep": 4})}
+    model = BiasCardModel.from_encoder(encoder, spec, max_length=32, stride=8).eval()
+    model.fitted["m"].load_state_dict(pruned.state_dict())
+    model_dir.save(model, tokenizer, tmp_path / "m")
+    model_dir.save_fp16(tmp_path / "m", tmp_path / "half")
+    for name in ("m", "half"):
+        loaded = model_dir.load(tmp_path / name)[0].fitted["m"]
+        assert torch.equal(loaded.coef_index, pruned.coef_index) and loaded.keep == 4
+        assert torch.allclose(loaded.dense_coef(), expected, atol=0.01 * expected.abs().max().item())
+    with pytest.raises(ValueError, match=r"head 'm': fitted\.keep"):
+        HeadSpec("m", "binary", fitted={"features": 20, "weight": 0.5, "keep": 21})
+
+
 def test_choose_weight_takes_the_fitted_model_only_where_validation_gains():
     spec = HeadSpec("mc", "multiclass", labels=["x", "y", "z"])
     gold = np.array([0, 1, 2, 0, 1, 2])
@@ -151,9 +178,11 @@ def test_choose_weight_takes_the_fitted_model_only_where_validation_gains():
 
 
 def test_parse_heads_and_write_refuse_bad_input(encoder, tokenizer, tmp_path):  # noqa: F811
-    assert fuse.parse_heads(["topic", "sdg=800"], 5000) == {"topic": 5000, "sdg": 800}
-    with pytest.raises(ValueError, match="'sdg=many'"):
-        fuse.parse_heads(["sdg=many"], 5000)
+    assert fuse.parse_heads(["topic", "sdg=800", "mc=900/40"], 5000) == {"topic": (5000, None), "sdg": (800, None),
+                                                                         "mc": (900, 40)}
+    for bad in ("sdg=many", "sdg=800/some", "sdg=800/0"):
+        with pytest.raises(ValueError, match=f"'{bad}'"):
+            fuse.parse_heads([bad], 5000)
     plain, mixed = fused_pair(encoder)
     model_dir.save(plain, tokenizer, tmp_path / "src")
     with pytest.raises(ValueError, match="is the source model dir"):
@@ -162,7 +191,7 @@ def test_parse_heads_and_write_refuse_bad_input(encoder, tokenizer, tmp_path):  
 
 
 def test_fuse_cli_on_a_smoke_model(smoke_inputs, tmp_path):
-    """debug=smoke on BABE, then `biascard train fuse --heads topic`: a new model dir whose topic
+    """debug=smoke on BABE, then `biascard train fuse --heads topic=300/20 language_bias`: a new model dir whose topic
     head carries a fitted model at the weight validation chose (or none at 0), the rest unchanged,
     fuse.json with the curve, and thresholds refit."""
     run, out = tmp_path / "run", tmp_path / "fused"
@@ -172,7 +201,7 @@ def test_fuse_cli_on_a_smoke_model(smoke_inputs, tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     cmd = [sys.executable, "-m", "biascard.train", "fuse", "--model", str(run / "model"), "--out", str(out),
-           "--heads", "topic=300", "language_bias"]
+           "--heads", "topic=300/20", "language_bias"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     record = json.loads((out / "fuse.json").read_text())
@@ -181,7 +210,11 @@ def test_fuse_cli_on_a_smoke_model(smoke_inputs, tmp_path):
         entry = record["heads"][head]
         assert len(entry["curve"]) == 11 and entry["datasets"] == ["babe"] and entry["train_texts"] > 100
         assert config["heads"][head].get("fitted", {}).get("weight", 0.0) == entry["weight"]
-    assert record["heads"]["topic"]["features"] == 300
+    assert record["heads"]["topic"]["features"] == 300 and record["heads"]["topic"]["keep"] == 20
+    assert "keep" not in record["heads"]["language_bias"]
+    if record["heads"]["topic"]["weight"] > 0:  # pruned as recorded: 20 coefficients per topic
+        assert config["heads"]["topic"]["fitted"]["keep"] == 20
+        assert model_dir.load(out)[0].fitted["topic"].coef_index.shape[1] == 20
     assert model_dir.verify(out) and model_dir.verify(run / "model")
     assert "fitted" not in json.loads((run / "model/config.json").read_text())["heads"]["topic"]
     for name in ("tokenizer.json", "tokenizer_config.json", "training.json"):  # copied as they were

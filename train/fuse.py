@@ -1,8 +1,10 @@
-"""`biascard train fuse --model DIR --out DIR [--heads topic sdg=8000 ...] [--features 5000]`
+"""`biascard train fuse --model DIR --out DIR [--heads topic=20000/500 sdg=8000 ...] [--features 5000]`
 
 Gives trained heads a fitted lexical model (`biascard.model.fitted_lexical`): per head, the
 `features` word n-grams of its train texts with the highest document frequency, their tf-idf,
-and a class-balanced logistic regression on them (the TF-IDF+LR baseline's model, C = `--C`).
+and a class-balanced logistic regression on them (the TF-IDF+LR baseline's model, C = `--C`);
+with `/KEEP`, each output keeps only its KEEP largest coefficients (pruned before the weight is
+chosen, so the curve is the pruned model's).
 Its mixing weight is chosen on the full validation split from 0, 0.1, ..., 1 by the head's
 selection metric: mAP for multilabel heads (threshold-free: thresholds are refit after), macro-F1
 of the argmax for multiclass, macro-F1 at the head's threshold for binary; averaged over the
@@ -26,17 +28,19 @@ GRID = np.round(np.linspace(0.0, 1.0, 11), 2)
 RECORD = "fuse.json"
 
 
-def parse_heads(items: list[str], default: int) -> dict[str, int]:
-    """["topic", "sdg=8000"] -> {"topic": default, "sdg": 8000}."""
+def parse_heads(items: list[str], default: int) -> dict[str, tuple[int, int | None]]:
+    """["topic=20000/500", "sdg=8000", "fallacy"] -> {"topic": (20000, 500), "sdg": (8000, None),
+    "fallacy": (default, None)}: (features, coefficients kept per output, None = all)."""
     out = {}
     for item in items:
-        name, _, size = item.partition("=")
+        name, _, spec = item.partition("=")
+        size, _, keep = spec.partition("/")
         try:
-            out[name] = int(size) if size else int(default)
+            out[name] = (int(size) if size else int(default), int(keep) if keep else None)
         except ValueError:
-            raise ValueError(f"--heads {item!r}: the feature count after '=' must be an integer") from None
-        if out[name] < 1:
-            raise ValueError(f"--heads {item!r}: the feature count must be positive")
+            raise ValueError(f"--heads {item!r}: FEATURES and KEEP in NAME=FEATURES/KEEP must be integers") from None
+        if out[name][0] < 1 or (out[name][1] is not None and out[name][1] < 1):
+            raise ValueError(f"--heads {item!r}: the feature and kept-coefficient counts must be positive")
     return out
 
 
@@ -178,19 +182,21 @@ def train_texts(head: str, spec, names: list[str], setup: dict) -> tuple[list[st
     return [r["text"] for r, k in zip(recs, keep.tolist()) if k], y[keep].long().numpy()
 
 
-def fit_module(spec, texts: list[str], y: np.ndarray, size: int, c: float):
-    """The head's FittedLexical: vocabulary and idf of `texts`, the regression on their tf-idf."""
+def fit_module(spec, texts: list[str], y: np.ndarray, size: int, c: float, keep: int | None = None):
+    """The head's FittedLexical: vocabulary and idf of `texts`, the regression on their tf-idf,
+    pruned to `keep` coefficients per output (None, or as many as the vocabulary: all)."""
     from biascard.model.fitted_lexical import FittedLexical
 
     from biascard.model.lexical import text_hashes
 
     hashes = [text_hashes(t) for t in texts]  # once: the vocabulary and the features read them
     vocab, idf = vocabulary(hashes, size)
-    module = FittedLexical(len(vocab), spec.num_outputs)
-    module.set(vocab, idf, module.coef, module.intercept)  # the features need only these two
+    dense = FittedLexical(len(vocab), spec.num_outputs)
+    dense.set(vocab, idf, dense.coef, dense.intercept)  # the features need only these two
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        coef, bias = fit_linear(spec.type, design(module, hashes), y, c, spec.num_outputs)
+        coef, bias = fit_linear(spec.type, design(dense, hashes), y, c, spec.num_outputs)
+    module = FittedLexical(len(vocab), spec.num_outputs, keep if keep is not None and keep < len(vocab) else None)
     module.set(vocab, idf, coef, bias)
     return module
 
@@ -217,11 +223,11 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
     log(f"fuse: validation logits of {model_dir} on {names}")
     val = validation_logits(model, tokenizer, names, enc, setup, batch_size)
     record, fits = {"source": str(model_dir), "C": c, "grid": GRID.tolist(), "heads": {}}, {}
-    for head, size in heads.items():
+    for head, (size, keep) in heads.items():
         spec = specs[head]
         with_head = [n for n in names if head in ADAPTERS[n].heads]
         texts, y = train_texts(head, spec, with_head, setup)
-        module = fit_module(spec, texts, y, size, c)
+        module = fit_module(spec, texts, y, size, c, keep)
         parts = []
         for recs_n, heads_n in (val[n] for n in with_head if head in val[n][1]):
             zm, gold, keep = heads_n[head]
@@ -229,13 +235,14 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
         if not parts:
             raise ValueError(f"head {head!r}: no validation record of {with_head} labels it")
         weight, curve = choose_weight(spec, parts)
-        n = int(module.vocab.shape[0])
-        log(f"fuse: {head}: {n} n-grams from {len(texts)} train texts; validation "
+        n, kept = int(module.vocab.shape[0]), ({"keep": module.keep} if module.keep is not None else {})
+        log(f"fuse: {head}: {n} n-grams from {len(texts)} train texts"
+            f"{f', {module.keep} coefficients kept per output' if kept else ''}; validation "
             f"{curve[0]:.4f} -> {max(curve):.4f} at weight {weight}")
-        record["heads"][head] = {"features": n, "weight": weight, "curve": curve,
+        record["heads"][head] = {"features": n, **kept, "weight": weight, "curve": curve,
                                  "train_texts": len(texts), "datasets": with_head}
         if weight > 0:
-            fits[head] = (module, {"features": n, "weight": weight, "C": c})
+            fits[head] = (module, {"features": n, "weight": weight, "C": c, **kept})
     _write(model, model_dir, out, fits)
     (out / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     model_files.write_checksums(out)
@@ -270,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="biascard train fuse", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="trained model dir (left as it is)")
     p.add_argument("--out", required=True, help="new model dir with the fitted heads")
-    p.add_argument("--heads", nargs="+", required=True, help="heads to fit, each NAME or NAME=FEATURES")
+    p.add_argument("--heads", nargs="+", required=True,
+                   help="heads to fit, each NAME, NAME=FEATURES or NAME=FEATURES/KEEP (coefficients kept per output)")
     p.add_argument("--features", type=int, default=5000, help="n-grams per head without =FEATURES (default 5000)")
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the regressions (default 1.0)")
     p.add_argument("--batch-size", type=int, default=32)

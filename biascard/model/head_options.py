@@ -11,20 +11,23 @@ LEXICAL_DEFAULTS = {"buckets": 2**17, "dim": 16}
 LEXICAL_WEIGHTINGS = ("mean", "tfidf")  # of a bag's n-grams; absent = mean, as older config.json files
 
 FITTED_TYPES = ("binary", "multiclass", "multilabel")  # a logit per output to mix into
+FITTED_KEYS = ("features", "weight", "C", "keep")
 
 
 def fitted_options(value: Any, where: str, kind: str) -> dict | None:
-    """A head's `fitted` option as {features, weight[, C]} (`biascard.model.fitted_lexical`), or None."""
+    """A head's `fitted` option as {features, weight[, C, keep]} (`biascard.model.fitted_lexical`), or None."""
     if value is None:
         return None
     value = to_container(value)
     if kind not in FITTED_TYPES:
         raise ValueError(f"{where}: fitted is for {list(FITTED_TYPES)} heads, not {kind}")
-    if not isinstance(value, Mapping) or not {"features", "weight"} <= set(value) <= {"features", "weight", "C"}:
-        raise ValueError(f"{where}: fitted must be a mapping of features, weight[, C], got {value!r}")
-    n, w = value["features"], value["weight"]
+    if not isinstance(value, Mapping) or not {"features", "weight"} <= set(value) <= {*FITTED_KEYS}:
+        raise ValueError(f"{where}: fitted must be a mapping of features, weight[, C, keep], got {value!r}")
+    n, w, keep = value["features"], value["weight"], value.get("keep", 1)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{where}: fitted.features must be a positive integer, got {n!r}")
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= n:
+        raise ValueError(f"{where}: fitted.keep must be an integer in [1, features], got {keep!r}")
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
         raise ValueError(f"{where}: fitted.weight must be a number in [0, 1], got {w!r}")
     return {**value, "weight": float(w)}
