@@ -111,7 +111,7 @@ candidate: install
 # A candidate without training (docs/results.md#the-fitted-lexical-model): REL's trained model with
 # fitted lexical models on FUSE_HEADS, weights chosen on validation, in $(FUSED)/train/model (REL's
 # own dir untouched), its composer calibrated, then compared with the release like any candidate.
-FUSE_HEADS ?= topic=3500 sdg fallacy political_leaning gvfc_frame
+FUSE_HEADS ?= topic=20000/1000 sdg fallacy political_leaning gvfc_frame
 FUSED ?= $(OUT)/fused
 fused: fuse-model
 	$(MAKE) candidate-compare CAND=$(FUSED)
