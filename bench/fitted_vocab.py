@@ -23,16 +23,19 @@ TF-IDF+LR baseline reads every n-gram of its own tokenizer.
 from __future__ import annotations
 
 import argparse
-import pickle
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from biascard.data.adapters import ADAPTERS
 from biascard.model import model_dir as model_files
 from biascard.model.features import sequence_labels
 from biascard.model.fitted_lexical import FittedLexical
 from biascard.train.evaluation import labeled_rows
-from biascard.train.fuse import choose_weight, fit_module, fitted_logits, train_texts, validation_logits
+from biascard.train.fuse import (choose_weight, encoding, fit_module, fitted_logits, fitted_parts, train_texts,
+                                 validation_logits)
 from biascard.train.thresholds import training_setup
 
 OUT = Path(__file__).parent / "results" / "fitted_vocab.txt"
@@ -40,27 +43,26 @@ RELEASED = {"topic": 3500, "sdg": 5000, "fallacy": 5000, "political_leaning": 50
 
 
 def cached_logits(model, tokenizer, model_dir: Path, names: list[str], cache: Path) -> dict:
-    """fuse's validation logits of `names`, computed once per model dir."""
+    """fuse's validation logits of `names`, computed once per model dir. The cache holds only
+    tensors and plain containers, read back with `weights_only` (no code runs on loading)."""
+    key = {"model": str(model_dir.resolve()), "names": names}
     if cache.exists():
-        got = pickle.loads(cache.read_bytes())
-        if got["model"] == str(model_dir.resolve()) and got["names"] == names:
-            return got["val"]
-    setup, c = training_setup(model_dir), model.config
-    enc = dict(max_length=int(c.max_length), stride=int(c.stride),
-               max_chunks=next((m for m in (setup.get("max_chunks"), c.max_chunks) if m is not None), None))
-    val = validation_logits(model, tokenizer, names, enc, setup, batch_size=32)
+        got = torch.load(cache, weights_only=True)
+        if got["key"] == key:
+            return {n: (recs, {h: tuple(t.numpy() for t in v) for h, v in heads.items()})
+                    for n, (recs, heads) in got["val"].items()}
+    setup = training_setup(model_dir)
+    val = validation_logits(model, tokenizer, names, encoding(model, setup), setup, batch_size=32)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_bytes(pickle.dumps({"model": str(model_dir.resolve()), "names": names, "val": val}))
+    saved = {n: (recs, {h: tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in v) for h, v in heads.items()})
+             for n, (recs, heads) in val.items()}
+    torch.save({"key": key, "val": saved}, cache)
     return val
 
 
 def score(spec, head: str, module, val: dict, with_head: list[str]) -> tuple[float, float, float]:
     """(weight, validation metric at it, at weight 0), as fuse chooses."""
-    parts = []
-    for recs, heads in (val[n] for n in with_head if head in val[n][1]):
-        zm, gold, keep = heads[head]
-        parts.append((zm, fitted_logits(module, [r["text"] for r, k in zip(recs, keep) if k]), gold))
-    weight, curve = choose_weight(spec, parts)
+    weight, curve = choose_weight(spec, fitted_parts(module, head, val, with_head))
     return weight, max(curve), curve[0]
 
 
@@ -105,7 +107,7 @@ def main() -> None:
     p.add_argument("--keep", nargs="*", type=int, default=[], help="coefficients kept per output, per C = 1 vocabulary")
     p.add_argument("--test-alone", action="store_true",
                    help="the fitted model alone on test per size (explains; chooses nothing)")
-    p.add_argument("--cache", default="outputs/fitted_vocab/validation_logits.pkl")
+    p.add_argument("--cache", default="outputs/fitted_vocab/validation_logits.pt")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args()
     model_dir = Path(args.model)

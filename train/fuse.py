@@ -134,6 +134,23 @@ def grid_choice(curve: list[float]) -> float:
     return float(GRID[int(np.flatnonzero(np.asarray(curve) >= max(curve) - 1e-12)[0])])
 
 
+def encoding(model, setup: dict) -> dict:
+    """The model's chunking as training read it: max_length, stride, max_chunks (the run's, else the model's)."""
+    c = model.config
+    return dict(max_length=int(c.max_length), stride=int(c.stride),
+                max_chunks=next((m for m in (setup.get("max_chunks"), c.max_chunks) if m is not None), None))
+
+
+def fitted_parts(module, head: str, val: dict, names: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """[(model logits, fitted logits, gold)] of `head` per dataset of `names` labeling it in `val`
+    (`validation_logits`), as `choose_weight` reads them."""
+    parts = []
+    for recs, heads in (val[n] for n in names if head in val[n][1]):
+        zm, gold, rows = heads[head]
+        parts.append((zm, fitted_logits(module, [r["text"] for r, k in zip(recs, rows) if k]), gold))
+    return parts
+
+
 def validation_logits(model, tokenizer, names: list[str], enc: dict, setup: dict, batch_size: int) -> dict:
     """`record_logits` over every validation record of `names`."""
     from .datasets import validation_records
@@ -210,7 +227,7 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
     from .thresholds import training_setup
 
     model, tokenizer = model_files.load(model_dir)
-    specs, config = model.head_specs, model.config
+    specs = model.head_specs
     unknown = [h for h in heads if h not in specs or specs[h].type not in FITTED_TYPES]
     if unknown:
         raise ValueError(f"--heads {unknown}: not binary, multiclass or multilabel heads of {model_dir}")
@@ -218,20 +235,16 @@ def fuse(model_dir: Path, out: Path, heads: dict[str, int], c: float = 1.0, batc
     names = setup.get("datasets") or []
     if not names:
         raise ValueError(f"{model_dir}/{model_files.TRAINING} names no datasets: the train texts are unknown")
-    enc = dict(max_length=int(config.max_length), stride=int(config.stride),
-               max_chunks=next((m for m in (setup.get("max_chunks"), config.max_chunks) if m is not None), None))
+    enc = encoding(model, setup)
     log(f"fuse: validation logits of {model_dir} on {names}")
     val = validation_logits(model, tokenizer, names, enc, setup, batch_size)
     record, fits = {"source": str(model_dir), "C": c, "grid": GRID.tolist(), "heads": {}}, {}
-    for head, (size, keep) in heads.items():
+    for head, (size, per_output) in heads.items():
         spec = specs[head]
         with_head = [n for n in names if head in ADAPTERS[n].heads]
         texts, y = train_texts(head, spec, with_head, setup)
-        module = fit_module(spec, texts, y, size, c, keep)
-        parts = []
-        for recs_n, heads_n in (val[n] for n in with_head if head in val[n][1]):
-            zm, gold, keep = heads_n[head]
-            parts.append((zm, fitted_logits(module, [r["text"] for r, k in zip(recs_n, keep) if k]), gold))
+        module = fit_module(spec, texts, y, size, c, per_output)
+        parts = fitted_parts(module, head, val, with_head)
         if not parts:
             raise ValueError(f"head {head!r}: no validation record of {with_head} labels it")
         weight, curve = choose_weight(spec, parts)
