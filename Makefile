@@ -82,9 +82,10 @@ release-publish: install
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.max_chunks=4 \
 	  'datasets=[allsides]' hydra.run.dir=$(REL)/eval_4_chunks
 	$(VENV)/bin/biascard eval model=$(RELEASED) $(STUDY) predict.precision=bf16 hydra.run.dir=$(REL)/eval_bf16
+	$(MAKE) release-thresholds-study REL=$(REL)
 	$(VENV)/bin/biascard eval release card $(RELEASED) --eval $(REL)/eval \
 	  --study "lexical branches and fitted models off=$(REL)/eval_lexical_off" --study "the first 4 windows only=$(REL)/eval_4_chunks" \
-	  --study "bf16=$(REL)/eval_bf16"
+	  --study "bf16=$(REL)/eval_bf16" --study "$(F1_STUDY)=$(REL)/f1_thresholds/eval"
 
 # The released weights with F1-optimal thresholds (fit on validation) in place of the shipped
 # precision-0.8 ones: what the listing rule costs the multilabel heads' F1 on the test splits,
@@ -92,6 +93,7 @@ release-publish: install
 # fit reads the training run's validation subsets while its run dir exists, every validation record after.
 # the datasets of the multilabel heads (sdg, topic)
 THRESHOLD_DATA = sdg_trail22 allsides babe mbic
+F1_STUDY = F1-optimal thresholds in place of the precision-0.8 ones (make release-thresholds-study)
 release-thresholds-study: install
 	rm -rf $(REL)/f1_thresholds && mkdir -p $(REL)/f1_thresholds && cp -r $(RELEASED) $(REL)/f1_thresholds/model
 	$(VENV)/bin/biascard train thresholds --model $(REL)/f1_thresholds/model --mode f1 \

@@ -147,8 +147,10 @@ def render_card(directory: str | Path, eval_run: str | Path, studies: dict[str, 
 def _study(name: str, run: str, eval_run, metrics: dict, n_boot: int) -> dict:
     study = load_metrics(run)
     return {"name": name, "command": study.get("command"), "table": study_table(eval_run, run, n_boot),
-            # what the study changed: its notes that the released reading does not have
-            "notes": [n for n in study.get("notes") or [] if n not in (metrics.get("notes") or [])]}
+            # what the study changed: its notes that the released reading does not have. Its data
+            # notes are left out: the same test rows, whose note names a cache path that can differ
+            "notes": [n for n in study.get("notes") or []
+                      if n not in (metrics.get("notes") or []) and not n.startswith("data ")]}
 
 
 def _studies(pairs: list[str]) -> dict[str, str]:

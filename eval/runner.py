@@ -297,8 +297,17 @@ def _model_task_outputs(run: EvalRun, task: str, h: str, labels: list[str], recs
     th = spec.thresholds if run.predict_cfg.get("use_model_thresholds", True) else None
     if th is not None:
         run.notes.append(f"{task}: the model decides at its thresholds fit on validation data "
-                         f"(config.json), not at 0.5")
+                         f"(config.json{_fit_mode(spec.threshold_fit)}), not at 0.5")
     return model_outputs(task, h, spec.type, labels, list(spec.labels), recs, pred, spec.span_label, th)
+
+
+def _fit_mode(fit: dict | None) -> str:
+    """How a head's thresholds were fit (`threshold_fit`), so that reports of two fits differ."""
+    if not fit:
+        return ""
+    if fit.get("mode") == "target_precision" and fit.get("target_precision") is not None:
+        return f"; for precision {float(fit['target_precision']):g}"
+    return f"; for {'F1' if fit.get('mode') == 'f1' else fit.get('mode')}"
 
 
 def _baseline_train(run: EvalRun, task: str, tr: list[dict]) -> list[dict]:

@@ -209,3 +209,12 @@ def test_never_is_a_multilabel_threshold_only():
     assert HeadSpec(name="m", type="multilabel", labels=["a"], thresholds=[NEVER]).thresholds == [NEVER]
     with pytest.raises(ValueError, match=r"must lie in \(0, 1\), got"):
         HeadSpec(name="b", type="binary", thresholds=[NEVER])  # a binary head always decides
+
+
+def test_eval_notes_say_how_the_thresholds_were_fit():
+    # the release card lists a study's notes that the released reading lacks: an F1 fit must read differently
+    from biascard.eval.runner import _fit_mode
+
+    assert _fit_mode({"mode": "target_precision", "target_precision": 0.8}) == "; for precision 0.8"
+    assert _fit_mode({"mode": "f1", "split": "validation"}) == "; for F1"
+    assert _fit_mode(None) == ""
