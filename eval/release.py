@@ -37,22 +37,28 @@ LICENCE_MEANING = {  # (kind, meaning), matched in this order against sources.js
 }
 
 
+# the lexical baseline a head is read against: TF-IDF+LR, or for span heads (which it cannot
+# predict) the eval's word lexicon
+BASELINES = ("tfidf_lr", "lexicon")
+
+
 def head_rows(run: str | Path, n_boot: int = 1000) -> list[dict]:
-    """Per task and metric: the model, TF-IDF+LR, and model minus TF-IDF by paired bootstrap."""
+    """Per task and metric: the model, its lexical baseline, and model minus baseline by paired bootstrap."""
     metrics = load_metrics(run)
-    paired = compare(run, run, system="tfidf_lr", b_system="model", n_boot=n_boot)["tasks"]
+    paired = {b: compare(run, run, system=b, b_system="model", n_boot=n_boot)["tasks"] for b in BASELINES}
     wanted = {(t["dataset"], t["head"]): t["metric"] for t in load_targets()}
     rows = []
     for task, entry in metrics["tasks"].items():
         names = [entry["primary"]] + [m for m in ("top1_macro_f1", wanted.get((entry["dataset"], entry["head"])))
                                       if m and m != entry["primary"] and (m != "top1_macro_f1" or entry["type"] == "multilabel")]
+        systems = entry["systems"]
+        base = next((b for b in BASELINES if b in systems), BASELINES[0])
         for name in dict.fromkeys(names):
-            systems = entry["systems"]
-            d = (paired.get(task) or {}).get(name)
+            value = ci(systems.get(base, {}).get("metrics", {}).get(name))
             rows.append({"task": task, "head": entry["head"], "metric": name, "n": entry["n"],
                          "model": ci(systems.get("model", {}).get("metrics", {}).get(name)),
-                         "tfidf_lr": ci(systems.get("tfidf_lr", {}).get("metrics", {}).get(name)),
-                         "delta": d})
+                         "tfidf_lr": value if base == "tfidf_lr" or value == "–" else f"{value} (lexicon)",
+                         "delta": (paired[base].get(task) or {}).get(name)})
     return rows
 
 

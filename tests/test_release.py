@@ -21,7 +21,8 @@ def _tiny_lexical_model(path: Path) -> Path:
 
     encoder = make_tiny_encoder(path / "tiny-encoder", seed=0)
     specs = {"language_bias": HeadSpec("language_bias", "binary", "sentence", ["0", "1"],
-                                       lexical={"buckets": 4096, "dim": 8})}
+                                       lexical={"buckets": 4096, "dim": 8}),
+             "biased_words": HeadSpec("biased_words", "token", "sentence", ["O", "BIASED"], span_label="biased_word")}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BiasCardModel.from_encoder(encoder, specs, max_length=32, stride=8, max_chunks=None)
@@ -80,7 +81,7 @@ def test_model_card_reports_the_release_against_tfidf_and_its_studies(tmp_path, 
 
     def probs(run):
         rows = map(json.loads, (tmp_path / run / "predictions.jsonl").read_text().splitlines())
-        return {r["id"]: r["prob"] for r in rows if r["system"] == "model"}
+        return {r["id"]: r["prob"] for r in rows if r["system"] == "model" and r["task"] == "babe/language_bias"}
 
     p_own, p_off, p_bf16 = probs("eval"), probs("lexical_off"), probs("bf16")
     assert p_own.keys() == p_off.keys() == p_bf16.keys()
@@ -94,6 +95,9 @@ def test_model_card_reports_the_release_against_tfidf_and_its_studies(tmp_path, 
     assert md.weights_version(release) in card and "AGPL-3.0" in card
     row = next(line for line in card.splitlines() if line.startswith("| babe/language_bias | macro_f1 |"))
     assert row.count("[") == 3  # model, TF-IDF+LR and their paired delta, each with its CI
+    # the span head, which TF-IDF+LR cannot predict, against the eval's lexicon, paired likewise
+    row = next(line for line in card.splitlines() if line.startswith("| babe/biased_words | span_f1 |"))
+    assert row.count("[") == 3 and "(lexicon)" in row
     assert "### Study: lexical off" in card and "### Study: bf16" in card
     assert "| language_bias | binary | sentence | 2 | 4096 buckets x 8 |" in card
     assert md.verify(release)  # the card is listed in SHA256SUMS
