@@ -137,6 +137,7 @@ def render_card(directory: str | Path, eval_run: str | Path, studies: dict[str, 
     groups: dict[str, list[str]] = {}
     for d in datasets:
         groups.setdefault(d["kind"], []).append(d["name"])
+    rows = head_rows(eval_run, n_boot)
     reading = (f"the first {config['max_chunks']} windows of a record" if config.get("max_chunks")
                else "every window of a record: whole articles")
     env = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
@@ -145,9 +146,14 @@ def render_card(directory: str | Path, eval_run: str | Path, studies: dict[str, 
         fitted=sorted(n for n, h in config.get("heads", {}).items() if h.get("fitted")),
         training=training, datasets=datasets, licence_groups=groups, reading=reading,
         size_mb=round((directory / md.WEIGHTS).stat().st_size / 1e6, 1),
-        eval_command=metrics.get("command"), table=head_table(head_rows(eval_run, n_boot)), n_boot=n_boot,
+        eval_command=metrics.get("command"), table=head_table(rows), worse=_worse(rows), n_boot=n_boot,
         studies=[_study(k, v, eval_run, metrics, n_boot) for k, v in studies.items()],
     ) + "\n"
+
+
+def _worse(rows: list[dict]) -> list[str]:
+    """The table's rows below their baseline with the interval excluding 0, as 'task metric'."""
+    return [f"{r['task']} {r['metric']}" for r in rows if (r["delta"] or {}).get("better") == "A"]
 
 
 def _study(name: str, run: str, eval_run, metrics: dict, n_boot: int) -> dict:

@@ -99,6 +99,9 @@ def test_model_card_reports_the_release_against_tfidf_and_its_studies(tmp_path, 
     row = next(line for line in card.splitlines() if line.startswith("| babe/biased_words | span_f1 |"))
     assert row.count("[") == 3 and "(lexicon)" in row
     assert "### Study: lexical off" in card and "### Study: bf16" in card
+    limitations = card.split("## Limitations", 1)[1]
+    worse = [line.split(" | ")[0][2:] for line in card.splitlines() if line.endswith("| worse |")]
+    assert worse and all(task in limitations for task in worse)  # each row below its baseline is named there
     assert "| language_bias | binary | sentence | 2 | 4096 buckets x 8 |" in card
     assert md.verify(release)  # the card is listed in SHA256SUMS
 
