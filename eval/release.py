@@ -54,10 +54,9 @@ def head_rows(run: str | Path, n_boot: int = 1000) -> list[dict]:
         systems = entry["systems"]
         base = next((b for b in BASELINES if b in systems), BASELINES[0])
         for name in dict.fromkeys(names):
-            value = ci(systems.get(base, {}).get("metrics", {}).get(name))
-            rows.append({"task": task, "head": entry["head"], "metric": name, "n": entry["n"],
+            rows.append({"task": task, "head": entry["head"], "metric": name, "n": entry["n"], "baseline": base,
                          "model": ci(systems.get("model", {}).get("metrics", {}).get(name)),
-                         "tfidf_lr": value if base == "tfidf_lr" or value == "–" else f"{value} (lexicon)",
+                         "baseline_value": ci(systems.get(base, {}).get("metrics", {}).get(name)),
                          "delta": (paired[base].get(task) or {}).get(name)})
     return rows
 
@@ -74,7 +73,8 @@ def head_table(rows: list[dict]) -> str:
     lines = ["| task | metric | n | model | TF-IDF+LR | model − TF-IDF (95% CI) | |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         text, verdict = _delta_text(r["delta"])
-        lines.append(f"| {r['task']} | {r['metric']} | {r['n']} | {r['model']} | {r['tfidf_lr']} | {text} | {verdict} |")
+        base = r["baseline_value"] + (f" ({r['baseline']})" if r["baseline"] != BASELINES[0] else "")
+        lines.append(f"| {r['task']} | {r['metric']} | {r['n']} | {r['model']} | {base} | {text} | {verdict} |")
     return "\n".join(lines)
 
 
