@@ -18,11 +18,14 @@ def prepare_kwargs(c: dict) -> dict:
     return kw
 
 
+DATA_NOTE = "data "  # starts each note on a dataset's skipped and removed rows
+
+
 def load_dataset_dict(name: str, c: dict, notes: list[str]):
     """prepare(name), with its skipped and removed rows kept as a report note."""
     dsd, report = prepare_report(name, **prepare_kwargs(c))
     if report.bad or report.removed:
-        notes.append(f"data {name}: {report.note(name)}")
+        notes.append(f"{DATA_NOTE}{name}: {report.note(name)}")
     return dsd
 
 

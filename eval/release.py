@@ -20,6 +20,7 @@ from pathlib import Path
 from biascard.model import model_dir as md
 
 from .compare import compare
+from .data_loading import DATA_NOTE
 from .formatting import ci, fmt
 from .runs import load_metrics
 from .targets import load_targets
@@ -162,7 +163,7 @@ def _study(name: str, run: str, eval_run, metrics: dict, n_boot: int) -> dict:
             # what the study changed: its notes that the released reading does not have. Its data
             # notes are left out: the same test rows, whose note names a cache path that can differ
             "notes": [n for n in study.get("notes") or []
-                      if n not in (metrics.get("notes") or []) and not n.startswith("data ")]}
+                      if n not in (metrics.get("notes") or []) and not n.startswith(DATA_NOTE)]}
 
 
 def _studies(pairs: list[str]) -> dict[str, str]:
